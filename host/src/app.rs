@@ -1,0 +1,263 @@
+//! The application: builds the topology from a validated configuration, runs it, and owns
+//! shutdown.
+//!
+//! Threads: one per stream (the tailer, see [`crate::sources::file`]), one per writer sink, one
+//! checkpoint writer, and a one-worker tokio runtime for signals (and the remote sinks to come).
+//! Shutdown (SIGTERM/SIGINT, the end of `--once`, or a sink failing): the tailers stop reading
+//! and emit their pending partial and multiline records; dropping their routers closes the sink
+//! queues; the sinks drain, deliver and resolve their acks; the checkpoints are written one last
+//! time. All within the grace period: what is left after it is logged, and the checkpoints
+//! still hold only acknowledged offsets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::checkpoint::{CheckpointStore, Ledger};
+use crate::config::Topology;
+use crate::route::{Output, Router};
+use crate::shutdown::Shutdown;
+use crate::sinks::{QUEUE_BATCHES, SinkExit};
+use crate::sources::file::FileSource;
+use crate::sources::file::watcher::Watcher;
+use crate::stats::StreamStats;
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Everything read was delivered and checkpointed.
+    Drained,
+    /// The grace period ran out (or a second signal came) with lines in flight; they will be
+    /// read again after a restart.
+    Incomplete,
+    /// A sink failed (for example stdout was closed).
+    Failed(anyhow::Error),
+}
+
+/// Runs `topology` until a signal, or with `once` until every file has been read to its end.
+pub fn run(topology: Topology, once: bool) -> Result<Outcome> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tailcar-rt")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = rt.block_on(run_async(topology, once));
+    // Threads stuck on a dead sink must not hold the process: do not wait for them.
+    rt.shutdown_background();
+    outcome
+}
+
+/// Sends the stream's name when its thread ends, even by a panic.
+struct DoneGuard(Arc<str>, mpsc::UnboundedSender<Arc<str>>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        let _ = self.1.send(Arc::clone(&self.0));
+    }
+}
+
+async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
+    let store = match &top.checkpoint_dir {
+        Some(dir) => Some(CheckpointStore::open(dir)?),
+        None => None,
+    };
+    let loaded = store.as_ref().map(|s| s.load()).unwrap_or_default();
+    let ledger = Ledger::new(loaded);
+
+    // Signals first, so a SIGTERM during start-up is not lost.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+
+    let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<SinkExit>();
+    let mut outputs = Vec::new();
+    for (name, cfg) in &top.sinks {
+        let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+        cfg.spawn(Arc::clone(name), rx, exit_tx.clone())
+            .with_context(|| format!("starting sink `{name}`"))?;
+        outputs.push(Output {
+            sink: Arc::clone(name),
+            tx,
+        });
+    }
+    drop(exit_tx);
+    let mut sinks_left = outputs.len();
+
+    let watcher = Watcher::new(top.watch)?;
+    let shutdown = Shutdown::default();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Arc<str>>();
+    let mut wakers = Vec::new();
+    for plan in &top.streams {
+        let router = Router::new(
+            plan.sinks
+                .iter()
+                .map(|n| {
+                    outputs
+                        .iter()
+                        .find(|o| o.sink == *n)
+                        .expect("validated sink")
+                        .clone()
+                })
+                .collect(),
+        );
+        let stats = Arc::new(StreamStats::default());
+        let source = FileSource::new(
+            plan.tailer.clone(),
+            Arc::clone(&ledger),
+            router,
+            Arc::clone(&watcher),
+            shutdown.clone(),
+            Arc::clone(&stats),
+        );
+        wakers.push(source.waker());
+        let guard = DoneGuard(Arc::clone(&plan.tailer.stream), done_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("tail-{}", plan.tailer.stream))
+            .spawn(move || {
+                let _guard = guard;
+                source.run(once);
+                stats.log(&_guard.0);
+            })
+            .context("spawning a tailer thread")?;
+    }
+    drop(done_tx);
+    // Only the tailers hold sink senders now: when they all end, the sinks see their queues close.
+    drop(outputs);
+    let mut streams_left = top.streams.len();
+
+    let checkpointer = store
+        .clone()
+        .map(|s| spawn_checkpointer(s, Arc::clone(&ledger), top.checkpoint_interval));
+
+    let mut failure: Option<anyhow::Error> = None;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM received; draining"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT received; draining"); break; }
+            Some(_) = done_rx.recv() => {
+                streams_left -= 1;
+                if streams_left == 0 { break; }
+            }
+            Some(exit) = exit_rx.recv() => {
+                sinks_left -= 1;
+                if let Err(e) = exit.result {
+                    failure = Some(e.context(format!("sink `{}` failed", exit.sink)));
+                    break;
+                }
+            }
+        }
+    }
+
+    shutdown.trigger();
+    for w in &wakers {
+        let _ = w.try_send(());
+    }
+    let grace = tokio::time::sleep(top.grace_period);
+    tokio::pin!(grace);
+    let drained = loop {
+        if streams_left == 0 && sinks_left == 0 {
+            break true;
+        }
+        tokio::select! {
+            _ = &mut grace => break false,
+            _ = sigterm.recv() => { tracing::warn!("second signal; stopping without finishing the drain"); break false; }
+            _ = sigint.recv() => { tracing::warn!("second signal; stopping without finishing the drain"); break false; }
+            d = done_rx.recv(), if streams_left > 0 => {
+                if d.is_none() { streams_left = 0 } else { streams_left -= 1 }
+            }
+            e = exit_rx.recv(), if sinks_left > 0 => match e {
+                Some(exit) => {
+                    sinks_left -= 1;
+                    if let Err(e) = exit.result {
+                        failure.get_or_insert(e.context(format!("sink `{}` failed", exit.sink)));
+                    }
+                }
+                None => sinks_left = 0,
+            },
+        }
+    };
+
+    if let Some((stop, handle)) = checkpointer {
+        drop(stop);
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    }
+    if let Some(store) = &store {
+        let (_, entries) = ledger.snapshot();
+        if let Err(e) = store.write(&entries) {
+            tracing::error!(error = format!("{e:#}"), "final checkpoint write failed");
+        }
+    }
+
+    if let Some(e) = failure {
+        return Ok(Outcome::Failed(e));
+    }
+    if drained {
+        tracing::info!("shutdown complete; everything read was delivered");
+        return Ok(Outcome::Drained);
+    }
+    let left: Vec<String> = ledger
+        .in_flight()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} (acknowledged up to {}, read up to {})",
+                f.path.display(),
+                f.committed,
+                f.issued
+            )
+        })
+        .collect();
+    tracing::error!(
+        streams_still_running = streams_left,
+        sinks_still_draining = sinks_left,
+        in_flight = %left.join("; "),
+        "grace period over before everything was delivered; checkpoints hold only acknowledged \
+         lines, so the rest is read again on the next start"
+    );
+    Ok(Outcome::Incomplete)
+}
+
+/// Writes the ledger to the store every `interval` when it changed, until `stop` is dropped.
+fn spawn_checkpointer(
+    store: CheckpointStore,
+    ledger: Arc<Ledger>,
+    interval: Duration,
+) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let handle = std::thread::Builder::new()
+        .name("checkpointer".into())
+        .spawn(move || {
+            let mut written = None;
+            let mut failing = false;
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                stop_rx.recv_timeout(interval)
+            {
+                if written == Some(ledger.version()) {
+                    continue;
+                }
+                let (version, entries) = ledger.snapshot();
+                match store.write(&entries) {
+                    Ok(()) => {
+                        written = Some(version);
+                        if failing {
+                            tracing::info!("checkpoint writes work again");
+                        }
+                        failing = false;
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "checkpoint write failed; will retry"
+                        );
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+        .expect("spawning the checkpointer thread");
+    (stop_tx, handle)
+}

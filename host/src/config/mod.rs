@@ -1,0 +1,471 @@
+//! The configuration: the YAML file of `tailcar run`, and the same structure built from the
+//! flags of `tailcar tail`.
+//!
+//! Loading is: read the file, substitute `${ENV}` references ([`env`]), parse with unknown keys
+//! denied (errors carry the key path), then [`Config::validate`] the parts serde cannot check
+//! (sinks that exist, regexes and globs that compile). Every error names the file, the key path
+//! and the reason; `main` exits with code 64 on them.
+
+pub mod env;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer};
+
+use crate::sinks::SinkConfig;
+use crate::sources::file::discover::PathSet;
+use crate::sources::file::multiline::MultilineRule;
+use crate::sources::file::watcher::WatchMode;
+use crate::sources::file::{StartAt, TailerSettings};
+
+/// Bytes read from a file at a time (and the largest plain batch, plus a partial line).
+pub const READ_CHUNK: usize = 128 * 1024;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the checkpoint file. Default: `.tailcar` beside the first stream's files.
+    #[serde(default)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// How often acknowledged offsets are written (also written on shutdown).
+    #[serde(default = "defaults::checkpoint_interval", with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// How long a shutdown may take to drain what is in flight.
+    #[serde(default = "defaults::grace_period", with = "humantime_serde")]
+    pub grace_period: Duration,
+    /// Change detection for the whole process: `auto`, `inotify` or `poll`.
+    #[serde(default)]
+    pub watch: WatchMode,
+    /// The named streams: which files, how to frame them, where they go.
+    pub streams: IndexMap<String, StreamConfig>,
+    /// The named sinks streams send to.
+    #[serde(default)]
+    pub sinks: IndexMap<String, SinkConfig>,
+}
+
+/// One stream: a set of files tailed together and sent to the same sinks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Paths or globs (`/var/log/app/*.log`); files that do not exist yet are picked up when
+    /// they appear.
+    pub paths: Vec<String>,
+    /// Globs of paths to leave out (`/var/log/app/*.gz`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// The sinks this stream's records go to.
+    pub sinks: Vec<String>,
+    /// For files found at start with no checkpoint: `beginning` (default) or `end`.
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// Join lines into records by a start pattern (stack traces).
+    #[serde(default)]
+    pub multiline: Option<MultilineConfig>,
+    /// Longest line kept whole; longer lines are split into pieces of this size (default 1MiB).
+    #[serde(default = "defaults::max_line_bytes", deserialize_with = "de_size")]
+    pub max_line_bytes: u64,
+    /// How often files are checked when inotify is not in use.
+    #[serde(default = "defaults::poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long a rotated file must stay quiet at its end before it is released.
+    #[serde(default = "defaults::rotate_wait", with = "humantime_serde")]
+    pub rotate_wait: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineConfig {
+    /// Regex matching the first line of a record.
+    pub start: String,
+    /// A record with no new line for this long is emitted.
+    #[serde(default = "defaults::multiline_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+pub mod defaults {
+    use std::time::Duration;
+    pub fn checkpoint_interval() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn grace_period() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn max_line_bytes() -> u64 {
+        1024 * 1024
+    }
+    pub fn poll_interval() -> Duration {
+        Duration::from_millis(250)
+    }
+    pub fn rotate_wait() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn multiline_timeout() -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+/// Sizes as numbers of bytes or strings such as `1MiB`, `512KiB`, `64k`.
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a size: a number of bytes or a string such as `1MiB`")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u64, E> {
+            parse_size(s).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Parses a size such as `1MiB` or `65536`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size::parse_size(s).map_err(|e| format!("invalid size `{s}`: {e}"))
+}
+
+/// A configuration error: where (file and key path, or line) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, or `command line`.
+    pub origin: String,
+    /// The key path (`streams.error.multiline.start`), when known.
+    pub key: Option<String>,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(k) => write!(f, "{}: {}: {}", self.origin, k, self.reason),
+            None => write!(f, "{}: {}", self.origin, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated stream: its tailer settings and the sinks it feeds.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    pub tailer: TailerSettings,
+    pub sinks: Vec<Arc<str>>,
+}
+
+/// What will run, validated.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub checkpoint_dir: Option<PathBuf>,
+    pub checkpoint_interval: Duration,
+    pub grace_period: Duration,
+    pub watch: WatchMode,
+    pub streams: Vec<StreamPlan>,
+    pub sinks: Vec<(Arc<str>, SinkConfig)>,
+}
+
+impl Config {
+    /// Reads, substitutes, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Topology, ConfigError> {
+        let origin = path.display().to_string();
+        let err = |key: Option<String>, reason: String| ConfigError {
+            origin: origin.clone(),
+            key,
+            reason,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(None, format!("cannot read: {e}")))?;
+        let text = env::substitute(&text, |k| std::env::var(k).ok()).map_err(|u| {
+            err(None, format!("line {}: environment variable `{}` is not set (write ${{{}:-default}} for a default)", u.line, u.var, u.var))
+        })?;
+        let config = Self::parse(&text).map_err(|(key, reason)| err(key, reason))?;
+        let default_dir = config.default_checkpoint_dir();
+        let mut topology = config.validate(&origin)?;
+        if topology.checkpoint_dir.is_none() {
+            topology.checkpoint_dir = default_dir;
+        }
+        Ok(topology)
+    }
+
+    /// Parses YAML text; the error is `(key path, reason)`.
+    pub fn parse(text: &str) -> Result<Config, (Option<String>, String)> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let mut path = e.path().to_string();
+            let reason = e.into_inner().to_string();
+            // serde reports an unknown key at its parent: name the key itself.
+            if let Some(field) = reason
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
+                path = if path == "." {
+                    field.to_string()
+                } else {
+                    format!("{path}.{field}")
+                };
+            }
+            ((path != ".").then_some(path), reason)
+        })
+    }
+
+    /// `.tailcar` in the directory of the first stream's first path.
+    fn default_checkpoint_dir(&self) -> Option<PathBuf> {
+        let (_, s) = self.streams.first()?;
+        let set = PathSet::new(&s.paths, &[]).ok()?;
+        set.watch_dirs().first().map(|w| w.dir.join(".tailcar"))
+    }
+
+    /// Checks what the types cannot: references, regexes, globs, limits.
+    pub fn validate(self, origin: &str) -> Result<Topology, ConfigError> {
+        let err = |key: String, reason: String| ConfigError {
+            origin: origin.to_string(),
+            key: Some(key),
+            reason,
+        };
+        if self.streams.is_empty() {
+            return Err(err(
+                "streams".into(),
+                "at least one stream is needed".into(),
+            ));
+        }
+        let sink_names: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
+        let mut streams = Vec::new();
+        for (name, s) in &self.streams {
+            let at = |k: &str| format!("streams.{name}.{k}");
+            if s.paths.is_empty() {
+                return Err(err(at("paths"), "at least one path is needed".into()));
+            }
+            let paths = PathSet::new(&s.paths, &s.exclude).map_err(|e| err(at("paths"), e))?;
+            if s.sinks.is_empty() {
+                return Err(err(at("sinks"), "at least one sink is needed".into()));
+            }
+            for (i, sink) in s.sinks.iter().enumerate() {
+                if !self.sinks.contains_key(sink) {
+                    let defined = if sink_names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        sink_names.join(", ")
+                    };
+                    return Err(err(
+                        at(&format!("sinks[{i}]")),
+                        format!("no sink named `{sink}` (sinks defined: {defined})"),
+                    ));
+                }
+            }
+            if s.max_line_bytes == 0 || s.max_line_bytes > (1 << 30) {
+                return Err(err(
+                    at("max_line_bytes"),
+                    "must be between 1 byte and 1GiB".into(),
+                ));
+            }
+            if s.poll_interval.is_zero() {
+                return Err(err(at("poll_interval"), "must be more than zero".into()));
+            }
+            let multiline = match &s.multiline {
+                None => None,
+                Some(m) => {
+                    let start = regex::bytes::Regex::new(&m.start).map_err(|e| {
+                        err(
+                            at("multiline.start"),
+                            format!("invalid regex: {}", one_line(&e.to_string())),
+                        )
+                    })?;
+                    Some(MultilineRule {
+                        start,
+                        timeout: m.timeout,
+                        max_bytes: s.max_line_bytes as usize,
+                    })
+                }
+            };
+            streams.push(StreamPlan {
+                tailer: TailerSettings {
+                    stream: name.as_str().into(),
+                    paths,
+                    start_at: s.start_at,
+                    max_line_bytes: s.max_line_bytes as usize,
+                    multiline,
+                    poll_interval: s.poll_interval,
+                    rotate_wait: s.rotate_wait,
+                    read_chunk: READ_CHUNK,
+                },
+                sinks: s.sinks.iter().map(|n| Arc::from(n.as_str())).collect(),
+            });
+        }
+        for name in self.sinks.keys() {
+            if !self.streams.values().any(|s| s.sinks.contains(name)) {
+                tracing::warn!(sink = %name, "sink is not used by any stream");
+            }
+        }
+        Ok(Topology {
+            checkpoint_dir: self.checkpoint_dir,
+            checkpoint_interval: self.checkpoint_interval,
+            grace_period: self.grace_period,
+            watch: self.watch,
+            streams,
+            sinks: self
+                .sinks
+                .into_iter()
+                .map(|(n, c)| (Arc::from(n.as_str()), c))
+                .collect(),
+        })
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Topology {
+    /// A human-readable summary, printed by `tailcar check`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        match &self.checkpoint_dir {
+            Some(d) => out.push_str(&format!(
+                "checkpoints: {} (every {})\n",
+                d.display(),
+                humantime::format_duration(self.checkpoint_interval)
+            )),
+            None => out.push_str("checkpoints: none (positions are not kept across restarts)\n"),
+        }
+        out.push_str(&format!(
+            "grace period: {}\n",
+            humantime::format_duration(self.grace_period)
+        ));
+        out.push_str(&format!("watch: {:?}\n", self.watch).to_lowercase());
+        for s in &self.streams {
+            let t = &s.tailer;
+            out.push_str(&format!("stream {}:\n", t.stream));
+            for w in t.paths.watch_dirs() {
+                out.push_str(&format!(
+                    "  watches {}{}\n",
+                    w.dir.display(),
+                    if w.recursive { " (recursive)" } else { "" }
+                ));
+            }
+            let now: Vec<String> = t
+                .paths
+                .matches()
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect();
+            out.push_str(&format!(
+                "  files now: {}\n",
+                if now.is_empty() {
+                    "(none yet)".into()
+                } else {
+                    now.join(", ")
+                }
+            ));
+            out.push_str(
+                &format!(
+                    "  start at: {:?}, max line: {} bytes\n",
+                    t.start_at, t.max_line_bytes
+                )
+                .to_lowercase(),
+            );
+            if let Some(m) = &t.multiline {
+                out.push_str(&format!(
+                    "  multiline start: {} (timeout {})\n",
+                    m.start.as_str(),
+                    humantime::format_duration(m.timeout)
+                ));
+            }
+            let sinks: Vec<&str> = s.sinks.iter().map(|s| &**s).collect();
+            out.push_str(&format!("  -> {}\n", sinks.join(", ")));
+        }
+        for (name, c) in &self.sinks {
+            out.push_str(&format!("sink {name}: {}\n", c.describe()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_EXAMPLE: &str = r#"
+checkpoint_dir: /var/log/app/.tailcar
+streams:
+  access:
+    paths: [/var/log/app/access.log]
+    sinks: [access_out]
+  error:
+    paths: [/var/log/app/error.log]
+    multiline: { start: '^\d{4}-\d{2}-\d{2}' }
+    sinks: [error_out]
+sinks:
+  access_out: { type: stdout, format: raw }
+  error_out: { type: file, path: /var/log/app/shipped-errors.log, format: json }
+"#;
+
+    #[test]
+    fn the_documented_example_parses_as_written() {
+        let t = Config::parse(ISSUE_EXAMPLE)
+            .unwrap()
+            .validate("x.yaml")
+            .unwrap();
+        assert_eq!(t.streams.len(), 2);
+        assert_eq!(t.streams[1].tailer.stream.as_ref(), "error");
+        assert!(t.streams[1].tailer.multiline.is_some());
+        assert_eq!(t.streams[0].tailer.max_line_bytes, 1 << 20);
+        assert_eq!(t.grace_period, Duration::from_secs(5));
+        assert_eq!(t.sinks[1].0.as_ref(), "error_out");
+        assert!(
+            matches!(&t.sinks[1].1, SinkConfig::File(f) if f.path == Path::new("/var/log/app/shipped-errors.log"))
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        let text = ISSUE_EXAMPLE.replace("multiline:", "multilne:");
+        let (key, reason) = Config::parse(&text).unwrap_err();
+        assert_eq!(key.as_deref(), Some("streams.error.multilne"));
+        assert!(reason.starts_with("unknown field `multilne`"), "{reason}");
+    }
+
+    #[test]
+    fn missing_sinks_and_bad_regexes_are_rejected() {
+        let text = ISSUE_EXAMPLE.replace("sinks: [error_out]", "sinks: [error_out, nope]");
+        let e = Config::parse(&text)
+            .unwrap()
+            .validate("x.yaml")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x.yaml: streams.error.sinks[1]: no sink named `nope` (sinks defined: access_out, error_out)"
+        );
+        let text = ISSUE_EXAMPLE.replace(r"'^\d{4}-\d{2}-\d{2}'", "'^(unclosed'");
+        let e = Config::parse(&text)
+            .unwrap()
+            .validate("x.yaml")
+            .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("streams.error.multiline.start"));
+        assert!(e.reason.starts_with("invalid regex:"), "{}", e.reason);
+    }
+
+    #[test]
+    fn sizes_and_durations_are_human() {
+        let text = ISSUE_EXAMPLE.replace(
+            "sinks: [access_out]",
+            "sinks: [access_out]\n    max_line_bytes: 64KiB\n    rotate_wait: 250ms",
+        );
+        let t = Config::parse(&text).unwrap().validate("x").unwrap();
+        assert_eq!(t.streams[0].tailer.max_line_bytes, 64 * 1024);
+        assert_eq!(t.streams[0].tailer.rotate_wait, Duration::from_millis(250));
+        let bad = ISSUE_EXAMPLE.replace(
+            "sinks: [access_out]",
+            "sinks: [access_out]\n    max_line_bytes: lots",
+        );
+        let (key, reason) = Config::parse(&bad).unwrap_err();
+        assert_eq!(key.as_deref(), Some("streams.access.max_line_bytes"));
+        assert!(reason.contains("invalid size `lots`"), "{reason}");
+    }
+}

@@ -1,0 +1,135 @@
+//! The unit of data that flows through the pipeline: a [`Batch`] of [`Record`]s.
+//!
+//! A batch holds the lines of one read of one file, packed back to back in one buffer, and a
+//! small fixed-size [`Record`] per line pointing into it. Packing keeps the hot path free of
+//! per-line allocations and reference counts (one `Arc` per batch, none per line), and it is the
+//! same shape the WASM plugin boundary wants (one byte buffer plus offsets).
+//!
+//! What a record carries: its line bytes ([`Batch::line`]), the byte offset in the source file
+//! just past the line's terminator ([`Record::offset`]), and flags. What every record of a batch
+//! shares, and so is stored once per batch: the stream name and source path ([`Source`]) and the
+//! time the bytes were read ([`Batch::read_at`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Where a batch's records come from: the stream that read them and the file they were read from.
+#[derive(Debug)]
+pub struct Source {
+    /// The configured stream name (`access`, `error`, ...).
+    pub stream: Arc<str>,
+    /// The path the file had when it was opened (a rotated file keeps its original path here).
+    pub path: PathBuf,
+}
+
+/// One line (or one multiline record, or one piece of a split over-long line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// Start of the line's bytes in [`Batch::data`].
+    pub start: u32,
+    /// Length of the line in bytes, without its `\n` (or `\r\n`).
+    pub len: u32,
+    /// Byte offset in the source file just after this record's last byte (and its newline): the
+    /// position a reader restarting after this record would resume at.
+    pub offset: u64,
+    /// What happened to the line on the way in; see the `FLAG_*` constants.
+    pub flags: u8,
+}
+
+/// The line was longer than `max_line_bytes` and was split: this is one of its pieces (every piece
+/// but the last carries this flag).
+pub const FLAG_SPLIT: u8 = 1;
+/// The line had no newline when it was emitted (end of a rotated file, shutdown, or `--once`).
+pub const FLAG_UNTERMINATED: u8 = 2;
+/// Several physical lines joined by the multiline start pattern.
+pub const FLAG_MULTILINE: u8 = 4;
+
+/// A group of records from one file, in file order.
+#[derive(Debug)]
+pub struct Batch {
+    pub source: Arc<Source>,
+    /// When the bytes were read from the file.
+    pub read_at: SystemTime,
+    /// The records' bytes, packed; records index into it.
+    pub data: Vec<u8>,
+    pub records: Vec<Record>,
+}
+
+impl Batch {
+    pub fn new(source: Arc<Source>, read_at: SystemTime) -> Self {
+        Batch {
+            source,
+            read_at,
+            data: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// The bytes of `record` (which must belong to this batch).
+    #[inline]
+    pub fn line(&self, record: &Record) -> &[u8] {
+        let start = record.start as usize;
+        &self.data[start..start + record.len as usize]
+    }
+
+    /// Appends `line` to the data buffer and a record for it.
+    pub fn push_line(&mut self, line: &[u8], offset: u64, flags: u8) {
+        let start = self.data.len();
+        self.data.extend_from_slice(line);
+        self.push_range(start, line.len(), offset, flags);
+    }
+
+    /// Adds a record for bytes already in `data` at `start..start + len`.
+    #[inline]
+    pub fn push_range(&mut self, start: usize, len: usize, offset: u64, flags: u8) {
+        debug_assert!(start + len <= self.data.len());
+        self.records.push(Record {
+            start: start as u32,
+            len: len as u32,
+            offset,
+            flags,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The offset just past the last record: how far this batch covers the file.
+    pub fn end_offset(&self) -> Option<u64> {
+        self.records.last().map(|r| r.offset)
+    }
+
+    /// Total bytes of the records' lines.
+    pub fn line_bytes(&self) -> usize {
+        self.records.iter().map(|r| r.len as usize).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_index_into_packed_data() {
+        let src = Arc::new(Source {
+            stream: "s".into(),
+            path: "/x".into(),
+        });
+        let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
+        b.push_line(b"first", 6, 0);
+        b.push_line(b"", 7, 0);
+        b.push_line(b"third\0", 14, FLAG_UNTERMINATED);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.line(&b.records[0]), b"first");
+        assert_eq!(b.line(&b.records[1]), b"");
+        assert_eq!(b.line(&b.records[2]), b"third\0");
+        assert_eq!(b.end_offset(), Some(14));
+        assert_eq!(b.line_bytes(), 11);
+    }
+}

@@ -1,0 +1,218 @@
+//! The `tailcar` command: parses the command line and hands over to the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use indexmap::IndexMap;
+use tailcar::app::{self, Outcome};
+use tailcar::config::{self, Config, ConfigError, MultilineConfig, StreamConfig, Topology};
+use tailcar::sinks::SinkConfig;
+use tailcar::sinks::stdout::StdoutConfig;
+use tailcar::sinks::util::encode::Format;
+use tailcar::sources::file::StartAt;
+use tailcar::sources::file::watcher::WatchMode;
+
+/// Exit code for configuration and usage errors (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+/// Exit code when shutdown ran out of time with lines still in flight (EX_TEMPFAIL).
+const EXIT_INCOMPLETE: u8 = 75;
+
+#[derive(Parser)]
+#[command(
+    name = "tailcar",
+    version,
+    about = "Tails log files and ships every line where it belongs"
+)]
+struct Cli {
+    /// Log level of tailcar's own logs (on stderr): error, warn, info, debug, trace, or a
+    /// RUST_LOG-style filter. Default: RUST_LOG, else info.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream files to stdout, following rotations: a drop-in for `tail -n+1 -F` in a sidecar.
+    Tail(TailArgs),
+    /// Run the streams and sinks of a configuration file.
+    Run {
+        /// The YAML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Read every file to its end, deliver, checkpoint, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Validate a configuration file and print what would run.
+    Check {
+        /// The YAML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct TailArgs {
+    /// Files or globs to follow; files that do not exist yet are picked up when they appear.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// Keep positions here so a restart resumes where it stopped (default: none kept).
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Start files found at start-up from their beginning (the default).
+    #[arg(long, conflicts_with = "from_end")]
+    from_start: bool,
+    /// Start files found at start-up from their end.
+    #[arg(long)]
+    from_end: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Raw)]
+    format: Format,
+    /// Regex matching the first line of a multiline record (e.g. a timestamp).
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    multiline_start: Option<String>,
+    /// Emit a multiline record after this long without a new line.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    multiline_timeout: Duration,
+    /// Read the files to their end, deliver, checkpoint, and exit 0.
+    #[arg(long)]
+    once: bool,
+    /// Longest line kept whole; longer lines are split into pieces of this size.
+    #[arg(long, default_value = "1MiB", value_parser = config::parse_size)]
+    max_line_bytes: u64,
+    /// Change detection.
+    #[arg(long, value_enum, default_value_t = WatchMode::Auto)]
+    watch: WatchMode,
+    /// Poll interval when inotify is not in use.
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// How long a rotated file must stay quiet at its end before it is released.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    rotate_wait: Duration,
+    /// How long shutdown may take to drain what is in flight.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    grace_period: Duration,
+    /// How often positions are written to the checkpoint directory.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    checkpoint_interval: Duration,
+    /// Stream name in JSON output (default: the first file's name without extension).
+    #[arg(long)]
+    stream: Option<String>,
+}
+
+fn parse_regex(s: &str) -> Result<String, String> {
+    regex::bytes::Regex::new(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+impl TailArgs {
+    fn topology(self) -> Result<Topology, ConfigError> {
+        let stream = self.stream.clone().unwrap_or_else(|| {
+            Path::new(&self.paths[0])
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| !s.contains(['*', '?', '[']))
+                .unwrap_or_else(|| "tail".into())
+        });
+        let stream_config = StreamConfig {
+            paths: self.paths,
+            exclude: Vec::new(),
+            sinks: vec!["stdout".into()],
+            start_at: if self.from_end {
+                StartAt::End
+            } else {
+                StartAt::Beginning
+            },
+            multiline: self.multiline_start.map(|start| MultilineConfig {
+                start,
+                timeout: self.multiline_timeout,
+            }),
+            max_line_bytes: self.max_line_bytes,
+            poll_interval: self.poll_interval,
+            rotate_wait: self.rotate_wait,
+        };
+        let config = Config {
+            checkpoint_dir: self.checkpoint_dir,
+            checkpoint_interval: self.checkpoint_interval,
+            grace_period: self.grace_period,
+            watch: self.watch,
+            streams: IndexMap::from([(stream, stream_config)]),
+            sinks: IndexMap::from([(
+                "stdout".to_string(),
+                SinkConfig::Stdout(StdoutConfig {
+                    format: self.format,
+                }),
+            )]),
+        };
+        config.validate("command line")
+    }
+}
+
+fn init_logs(level: Option<&str>) {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::new(l),
+        None => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(EXIT_CONFIG),
+            };
+        }
+    };
+    init_logs(cli.log_level.as_deref());
+    let (topology, once) = match cli.command {
+        Command::Tail(args) => {
+            let once = args.once;
+            (args.topology(), once)
+        }
+        Command::Run { config, once } => (Config::load(&config), once),
+        Command::Check { config } => {
+            return match Config::load(&config) {
+                Ok(t) => {
+                    print!("{}", t.describe());
+                    println!("configuration OK");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(&e),
+            };
+        }
+    };
+    let topology = match topology {
+        Ok(t) => t,
+        Err(e) => return config_error(&e),
+    };
+    match app::run(topology, once) {
+        Ok(Outcome::Drained) => ExitCode::SUCCESS,
+        Ok(Outcome::Incomplete) => ExitCode::from(EXIT_INCOMPLETE),
+        Ok(Outcome::Failed(e)) | Err(e) => {
+            eprintln!("tailcar: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("tailcar: configuration error: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}

@@ -1,0 +1,126 @@
+//! Encodings of records as bytes: `raw` (the line exactly as read, plus `\n`) and `json` (one
+//! object per line). Raw is byte-faithful (invalid UTF-8 and NUL bytes are written as they are);
+//! JSON needs text, so invalid UTF-8 is replaced there with U+FFFD.
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Batch, FLAG_MULTILINE, FLAG_SPLIT, FLAG_UNTERMINATED};
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The line's bytes and a newline.
+    #[default]
+    Raw,
+    /// `{"timestamp":..,"stream":..,"file":..,"offset":..,"line":..}` and a newline.
+    Json,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Raw => "raw",
+            Format::Json => "json",
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    timestamp: &'a str,
+    stream: &'a str,
+    file: &'a str,
+    offset: u64,
+    line: Cow<'a, str>,
+    #[serde(skip_serializing_if = "is_false")]
+    split: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    unterminated: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    multiline: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Writes every record of `batch` to `out` in `format`.
+pub fn encode_batch(batch: &Batch, format: Format, out: &mut impl Write) -> io::Result<()> {
+    match format {
+        Format::Raw => {
+            for r in &batch.records {
+                out.write_all(batch.line(r))?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Json => {
+            let timestamp = jiff::Timestamp::try_from(batch.read_at)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let file = batch.source.path.to_string_lossy();
+            for r in &batch.records {
+                let rec = JsonRecord {
+                    timestamp: &timestamp,
+                    stream: &batch.source.stream,
+                    file: &file,
+                    offset: r.offset,
+                    line: String::from_utf8_lossy(batch.line(r)),
+                    split: r.flags & FLAG_SPLIT != 0,
+                    unterminated: r.flags & FLAG_UNTERMINATED != 0,
+                    multiline: r.flags & FLAG_MULTILINE != 0,
+                };
+                serde_json::to_writer(&mut *out, &rec)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Source;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    fn batch() -> Batch {
+        let src = Arc::new(Source {
+            stream: "access".into(),
+            path: "/var/log/app/access.log".into(),
+        });
+        let mut b = Batch::new(
+            src,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        );
+        b.push_line(b"GET / 200", 10, 0);
+        b.push_line(b"bad \xff utf8 \0 nul", 27, FLAG_UNTERMINATED);
+        b
+    }
+
+    #[test]
+    fn raw_is_byte_faithful() {
+        let mut out = Vec::new();
+        encode_batch(&batch(), Format::Raw, &mut out).unwrap();
+        assert_eq!(out, b"GET / 200\nbad \xff utf8 \0 nul\n");
+    }
+
+    #[test]
+    fn json_has_one_object_per_line_with_lossy_text() {
+        let mut out = Vec::new();
+        encode_batch(&batch(), Format::Json, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"timestamp":"2023-11-14T22:13:20.123Z","stream":"access","file":"/var/log/app/access.log","offset":10,"line":"GET / 200"}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(v["line"], "bad \u{fffd} utf8 \u{0} nul");
+        assert_eq!(v["unterminated"], true);
+    }
+}

@@ -1,0 +1,68 @@
+//! The loop shared by sinks that write to a file descriptor (stdout, files): a dedicated thread
+//! drains the sink's queue into a large buffer, flushes it, and only then resolves the acks of
+//! the batches it wrote, so an acknowledged line has been handed to the kernel.
+
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use super::encode::{Format, encode_batch};
+use crate::sinks::{SinkBatch, SinkExit};
+
+/// Buffer size: large writes keep syscalls (and pipe wake-ups) few.
+const BUFFER: usize = 256 * 1024;
+/// Batches written before a flush even if more are queued, to bound ack latency.
+const MAX_BATCHES_PER_FLUSH: usize = 32;
+
+/// Runs a writer sink on its own thread named `sink-NAME`. `what` names the destination in
+/// errors ("stdout", "file /x/y.log").
+pub fn spawn<W: Write + Send + 'static>(
+    name: Arc<str>,
+    what: String,
+    writer: W,
+    format: Format,
+    sync: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
+    mut input: mpsc::Receiver<SinkBatch>,
+    exit: mpsc::UnboundedSender<SinkExit>,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("sink-{name}"))
+        .spawn(move || {
+            let result =
+                run(&mut input, writer, format, sync).with_context(|| format!("writing to {what}"));
+            // Close the queue so senders see the sink has stopped instead of blocking on it.
+            input.close();
+            let _ = exit.send(SinkExit { sink: name, result });
+        })
+        .context("spawning sink thread")?;
+    Ok(())
+}
+
+fn run<W: Write>(
+    input: &mut mpsc::Receiver<SinkBatch>,
+    writer: W,
+    format: Format,
+    mut sync: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
+) -> std::io::Result<()> {
+    let mut out = BufWriter::with_capacity(BUFFER, writer);
+    let mut acks = Vec::with_capacity(MAX_BATCHES_PER_FLUSH);
+    while let Some(first) = input.blocking_recv() {
+        encode_batch(&first.batch, format, &mut out)?;
+        acks.push(first.ack);
+        while acks.len() < MAX_BATCHES_PER_FLUSH {
+            let Ok(next) = input.try_recv() else { break };
+            encode_batch(&next.batch, format, &mut out)?;
+            acks.push(next.ack);
+        }
+        out.flush()?;
+        if let Some(sync) = sync.as_mut() {
+            sync()?;
+        }
+        for ack in acks.drain(..) {
+            ack.delivered();
+        }
+    }
+    Ok(())
+}

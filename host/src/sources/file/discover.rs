@@ -1,0 +1,173 @@
+//! Discovery: expands a stream's paths and globs into the regular files they match now, and
+//! names the directories to watch for files that appear later.
+
+use std::fs::Metadata;
+use std::path::{Component, Path, PathBuf};
+
+use glob::Pattern;
+
+/// A stream's path patterns and exclusions, compiled.
+#[derive(Debug, Clone)]
+pub struct PathSet {
+    include: Vec<String>,
+    exclude: Vec<Pattern>,
+}
+
+/// A directory to watch, and whether files below it (not just in it) can match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchDir {
+    pub dir: PathBuf,
+    pub recursive: bool,
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+impl PathSet {
+    /// Validates the patterns; the error names the bad pattern and why.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
+        for p in include {
+            if has_glob(p) {
+                Pattern::new(p).map_err(|e| format!("invalid glob `{p}`: {e}"))?;
+            }
+            if p.is_empty() {
+                return Err("empty path".into());
+            }
+        }
+        let exclude = exclude
+            .iter()
+            .map(|p| Pattern::new(p).map_err(|e| format!("invalid glob `{p}`: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(PathSet {
+            include: include.to_vec(),
+            exclude,
+        })
+    }
+
+    /// The regular files matched now, each once, in pattern order.
+    pub fn matches(&self) -> Vec<(PathBuf, Metadata)> {
+        let mut out: Vec<(PathBuf, Metadata)> = Vec::new();
+        let push = |path: PathBuf, out: &mut Vec<(PathBuf, Metadata)>| {
+            if self.exclude.iter().any(|x| x.matches_path(&path))
+                || out.iter().any(|(p, _)| *p == path)
+            {
+                return;
+            }
+            if let Ok(meta) = std::fs::metadata(&path)
+                && meta.is_file()
+            {
+                out.push((path, meta));
+            }
+        };
+        for pattern in &self.include {
+            if has_glob(pattern) {
+                if let Ok(paths) = glob::glob(pattern) {
+                    for path in paths.flatten() {
+                        push(path, &mut out);
+                    }
+                }
+            } else {
+                push(PathBuf::from(pattern), &mut out);
+            }
+        }
+        out
+    }
+
+    /// The directories whose changes can affect what matches: for each pattern, the deepest
+    /// directory without wildcards (watched recursively when wildcards follow in directory
+    /// components).
+    pub fn watch_dirs(&self) -> Vec<WatchDir> {
+        let mut out: Vec<WatchDir> = Vec::new();
+        for pattern in &self.include {
+            let path = Path::new(pattern);
+            let mut fixed = PathBuf::new();
+            let mut recursive = false;
+            let comps: Vec<Component> = path.components().collect();
+            for (i, c) in comps.iter().enumerate() {
+                let s = c.as_os_str().to_string_lossy();
+                if has_glob(&s) {
+                    recursive = i + 1 < comps.len();
+                    break;
+                }
+                if i + 1 == comps.len() {
+                    break; // the file name itself
+                }
+                fixed.push(c.as_os_str());
+            }
+            if fixed.as_os_str().is_empty() {
+                fixed.push(".");
+            }
+            let w = WatchDir {
+                dir: fixed,
+                recursive,
+            };
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_globs_and_literal_paths_and_skips_excluded() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["access.log", "error.log", "access.log.1", "other.txt"] {
+            std::fs::write(d.join(f), "x\n").unwrap();
+        }
+        std::fs::create_dir(d.join("sub.log")).unwrap(); // a directory matching the glob
+        let set = PathSet::new(
+            &[
+                format!("{}/*.log", d.display()),
+                format!("{}/other.txt", d.display()),
+                format!("{}/missing.log", d.display()),
+            ],
+            &[format!("{}/error*", d.display())],
+        )
+        .unwrap();
+        let names: Vec<_> = set
+            .matches()
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["access.log", "other.txt"]);
+    }
+
+    #[test]
+    fn watch_dirs_stop_at_the_first_wildcard() {
+        let set = PathSet::new(
+            &[
+                "/var/log/app/*.log".into(),
+                "/var/log/app/error.log".into(),
+                "/var/log/*/x.log".into(),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            set.watch_dirs(),
+            vec![
+                WatchDir {
+                    dir: "/var/log/app".into(),
+                    recursive: false
+                },
+                WatchDir {
+                    dir: "/var/log".into(),
+                    recursive: true
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_globs_are_named() {
+        let err = PathSet::new(&["/var/log/[.log".into()], &[]).unwrap_err();
+        assert!(err.contains("/var/log/[.log"), "{err}");
+    }
+}

@@ -1,0 +1,175 @@
+//! File identity: device and inode, plus a fingerprint of the file's first bytes.
+//!
+//! Device and inode say which file a path points at now; the fingerprint (xxh3 of the first
+//! `min(size, FINGERPRINT_MAX)` bytes) tells a reused inode from the file that had it before, and
+//! finds a `copytruncate` copy (same first bytes, another inode). There is no minimum size: an
+//! empty file has an empty fingerprint that grows with the file up to [`FINGERPRINT_MAX`], so a
+//! file of one short line is tailed and checkpointed like any other.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// How many leading bytes the fingerprint covers once the file is that large.
+pub const FINGERPRINT_MAX: u32 = 1024;
+
+/// Device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DevIno {
+    pub dev: u64,
+    pub inode: u64,
+}
+
+impl DevIno {
+    pub fn of(meta: &Metadata) -> Self {
+        DevIno {
+            dev: meta.dev(),
+            inode: meta.ino(),
+        }
+    }
+}
+
+/// The hash of the first `len` bytes of `file`, or `None` if the file is shorter than `len`.
+pub fn fingerprint(file: &File, len: u32) -> io::Result<Option<u64>> {
+    let mut buf = [0u8; FINGERPRINT_MAX as usize];
+    let want = (len.min(FINGERPRINT_MAX)) as usize;
+    let mut got = 0;
+    while got < want {
+        let n = file.read_at(&mut buf[got..want], got as u64)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        got += n;
+    }
+    Ok(Some(xxhash_rust::xxh3::xxh3_64(&buf[..want])))
+}
+
+/// The fingerprint length to use for a file of `size` bytes.
+pub fn fingerprint_len(size: u64) -> u32 {
+    size.min(FINGERPRINT_MAX as u64) as u32
+}
+
+/// Computes the fingerprint of `file` at its current size: `(hash, len)`.
+pub fn current_fingerprint(file: &File, size: u64) -> io::Result<(u64, u32)> {
+    // The file may shrink between the stat and the read: retry with the new size.
+    let mut len = fingerprint_len(size);
+    loop {
+        match fingerprint(file, len)? {
+            Some(h) => return Ok((h, len)),
+            None => len = fingerprint_len(file.metadata()?.len()),
+        }
+    }
+}
+
+/// Whether `file` still starts with the bytes fingerprinted as `(hash, len)`.
+pub fn matches(file: &File, hash: u64, len: u32) -> io::Result<bool> {
+    Ok(fingerprint(file, len)? == Some(hash))
+}
+
+/// Looks in `dir` for the file a checkpoint entry describes: first the same device and inode
+/// with the same fingerprint (a renamed file), else another file with the same fingerprint and
+/// at least `min_size` bytes (a `copytruncate` copy), the most recently modified first.
+/// `skip` excludes one inode (the truncated original when looking for its copy).
+pub fn find_in_dir(
+    dir: &Path,
+    id: Option<DevIno>,
+    hash: u64,
+    len: u32,
+    min_size: u64,
+    skip: Option<DevIno>,
+) -> Option<(PathBuf, File)> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut copies: Vec<(std::time::SystemTime, PathBuf, File)> = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() || Some(DevIno::of(&meta)) == skip {
+            continue;
+        }
+        let same_inode = Some(DevIno::of(&meta)) == id;
+        if !same_inode && meta.len() < min_size.max(len as u64) {
+            continue;
+        }
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        if !matches(&file, hash, len).unwrap_or(false) {
+            continue;
+        }
+        if same_inode {
+            return Some((path, file));
+        }
+        copies.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), path, file));
+    }
+    copies.sort_by(|a, b| b.0.cmp(&a.0));
+    copies.into_iter().next().map(|(_, p, f)| (p, f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn fingerprint_covers_short_files_and_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, b"x\n").unwrap();
+        let f = File::open(&p).unwrap();
+        let (h, len) = current_fingerprint(&f, 2).unwrap();
+        assert_eq!(len, 2, "a one-line file is fingerprinted, no minimum size");
+        assert!(matches(&f, h, len).unwrap());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(&[b'y'; 5000])
+            .unwrap();
+        assert!(
+            matches(&f, h, len).unwrap(),
+            "appending keeps the short fingerprint valid"
+        );
+        let (h2, len2) = current_fingerprint(&f, 5002).unwrap();
+        assert_eq!(len2, FINGERPRINT_MAX);
+        assert_ne!(h, h2);
+    }
+
+    #[test]
+    fn fingerprint_detects_rewritten_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, b"line 1\nline 2\n").unwrap();
+        let f = File::open(&p).unwrap();
+        let (h, len) = current_fingerprint(&f, 14).unwrap();
+        std::fs::write(&p, b"line 9\nline 2\n").unwrap(); // same size, other bytes
+        assert!(!matches(&f, h, len).unwrap());
+        std::fs::write(&p, b"line").unwrap(); // shorter than the fingerprint
+        assert_eq!(fingerprint(&f, len).unwrap(), None);
+    }
+
+    #[test]
+    fn finds_renamed_file_and_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("app.log");
+        std::fs::write(&live, b"first line\nsecond line\n").unwrap();
+        let f = File::open(&live).unwrap();
+        let id = DevIno::of(&f.metadata().unwrap());
+        let (h, len) = current_fingerprint(&f, 23).unwrap();
+        std::fs::rename(&live, dir.path().join("app.log.1")).unwrap();
+        let (found, _) = find_in_dir(dir.path(), Some(id), h, len, 0, None).unwrap();
+        assert_eq!(found, dir.path().join("app.log.1"));
+        // copytruncate: a copy with the same first bytes, the original emptied.
+        std::fs::rename(dir.path().join("app.log.1"), &live).unwrap();
+        std::fs::copy(&live, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&live, b"").unwrap();
+        let (found, _) = find_in_dir(dir.path(), None, h, len, 23, Some(id)).unwrap();
+        assert_eq!(found, dir.path().join("app.log.1"));
+        assert!(
+            find_in_dir(dir.path(), None, h, len, 24, Some(id)).is_none(),
+            "copy too short"
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! The file source: tails the files of one stream and sends their lines, framed into batches,
+//! to the stream's router.
+//!
+//! One thread per stream runs [`FileSource::run`], so a stream whose sinks push back (the
+//! router's send blocks) stops reading its own files and no one else's: the file on disk is the
+//! buffer. The loop: rescan the paths (new files within [`SCAN_INTERVAL`]), check each open file
+//! (truncation, fingerprint), read what is new in chunks, frame it, issue an ack per batch and
+//! route it; let go of rotated files once read to their end and quiet for the rotate wait; then
+//! sleep until a watcher wake-up, a poll tick, a multiline timeout or the next scan.
+//!
+//! Rotation, restart and truncation, with no line lost:
+//! - rename + create: the old file stays open (the descriptor follows the inode) and is read to
+//!   its end before it is released; a file rotated while tailcar was down is found again by its
+//!   inode and fingerprint in the same directory and read from its checkpoint ([`recover`]).
+//! - copytruncate: a shrunk file, or one whose first bytes changed, was truncated; the unread
+//!   rest is read from the copy (found by fingerprint), then the file is read again from 0.
+//! - deleted: read to its end, then released promptly so its disk space is freed.
+
+pub mod discover;
+pub mod framer;
+pub mod identity;
+pub mod multiline;
+pub mod tailed;
+pub mod watcher;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+
+use self::discover::PathSet;
+use self::identity::DevIno;
+use self::multiline::{Multiline, MultilineRule};
+use self::tailed::{Check, FileState, ReadCounts, TailedFile};
+use self::watcher::Watcher;
+use crate::checkpoint::{FileKey, Ledger};
+use crate::event::{Batch, Source};
+use crate::route::Router;
+use crate::shutdown::Shutdown;
+use crate::stats::StreamStats;
+
+/// How often the paths are expanded again to find new files.
+pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// How often checkpoint entries of files that no longer exist are dropped.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
+/// A deleted file is released this long after its last byte at most.
+const DELETED_WAIT: Duration = Duration::from_secs(1);
+/// Chunks read from one file before the others get a turn.
+const CHUNKS_PER_TURN: usize = 32;
+
+/// Where reading starts in a file that has no checkpoint and was there when tailcar started.
+/// Files that appear later are always read from their beginning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// From the first byte, like `tail -n+1` (the sidecar default).
+    #[default]
+    Beginning,
+    /// From the current end, like `tail -n0`.
+    End,
+}
+
+/// Everything the tailer of one stream needs, validated.
+#[derive(Debug, Clone)]
+pub struct TailerSettings {
+    pub stream: Arc<str>,
+    pub paths: PathSet,
+    pub start_at: StartAt,
+    pub max_line_bytes: usize,
+    pub multiline: Option<MultilineRule>,
+    pub poll_interval: Duration,
+    pub rotate_wait: Duration,
+    pub read_chunk: usize,
+}
+
+pub struct FileSource {
+    settings: TailerSettings,
+    ledger: Arc<Ledger>,
+    router: Router,
+    watcher: Arc<Watcher>,
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
+    shutdown: Shutdown,
+    stats: Arc<StreamStats>,
+    files: Vec<TailedFile>,
+    next_order: u64,
+    /// Some directory is not watched by inotify: poll.
+    polling: bool,
+    /// Paths that failed to open, to warn once each.
+    failed: HashSet<PathBuf>,
+}
+
+impl FileSource {
+    pub fn new(
+        settings: TailerSettings,
+        ledger: Arc<Ledger>,
+        router: Router,
+        watcher: Arc<Watcher>,
+        shutdown: Shutdown,
+        stats: Arc<StreamStats>,
+    ) -> Self {
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        FileSource {
+            settings,
+            ledger,
+            router,
+            watcher,
+            wake_tx,
+            wake_rx,
+            shutdown,
+            stats,
+            files: Vec::new(),
+            next_order: 0,
+            polling: true,
+            failed: HashSet::new(),
+        }
+    }
+
+    /// Wakes the source's loop (used at shutdown).
+    pub fn waker(&self) -> Sender<()> {
+        self.wake_tx.clone()
+    }
+
+    /// Tails until shutdown, or with `once` until every file has been read to its end; then
+    /// emits what is pending and returns (dropping the router closes this stream's sink inputs).
+    pub fn run(mut self, once: bool) {
+        self.subscribe();
+        self.scan(true);
+        self.recover();
+        let mut next_scan = Instant::now() + SCAN_INTERVAL;
+        let mut next_prune = Instant::now() + PRUNE_INTERVAL;
+        loop {
+            if self.shutdown.is_set() {
+                break;
+            }
+            let now = Instant::now();
+            if !once && now >= next_scan {
+                self.subscribe();
+                self.scan(false);
+                next_scan = now + SCAN_INTERVAL;
+            }
+            if !once && now >= next_prune {
+                self.prune();
+                next_prune = now + PRUNE_INTERVAL;
+            }
+            let busy = self.poll_all(once);
+            if busy {
+                continue;
+            }
+            if once {
+                break;
+            }
+            let mut deadline = next_scan;
+            if self.polling {
+                deadline = deadline.min(now + self.settings.poll_interval);
+            }
+            for f in &self.files {
+                if let Some(d) = f.deadline() {
+                    deadline = deadline.min(d);
+                }
+                if let Some(w) = self.release_wait(f) {
+                    deadline = deadline.min(f.last_activity + w);
+                }
+            }
+            let _ = self
+                .wake_rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        self.finish();
+    }
+
+    fn subscribe(&mut self) {
+        let mut all = true;
+        for w in self.settings.paths.watch_dirs() {
+            all &= self.watcher.subscribe(&w.dir, w.recursive, &self.wake_tx);
+        }
+        self.polling = !all;
+    }
+
+    /// Expands the paths: opens new files, marks files no path points at any more as rotated.
+    fn scan(&mut self, startup: bool) {
+        for f in &mut self.files {
+            f.seen = false;
+        }
+        for (path, meta) in self.settings.paths.matches() {
+            let di = DevIno::of(&meta);
+            if let Some(f) = self
+                .files
+                .iter_mut()
+                .find(|f| f.dev_ino == di && f.state != FileState::Copy)
+            {
+                f.seen = true;
+                if matches!(f.state, FileState::Rotated { .. }) {
+                    f.state = FileState::Live;
+                }
+                continue;
+            }
+            self.open(&path, startup);
+        }
+        let now = Instant::now();
+        for f in &mut self.files {
+            if !f.seen && f.state == FileState::Live {
+                tracing::info!(stream = %self.settings.stream, path = %f.source.path.display(),
+                    "file rotated away or deleted; reading it to its end");
+                StreamStats::add(&self.stats.rotations, 1);
+                f.state = FileState::Rotated { deleted: false };
+                f.last_activity = now;
+            }
+        }
+    }
+
+    fn open(&mut self, path: &Path, startup: bool) {
+        let opened = File::open(path).and_then(|f| {
+            let m = f.metadata()?;
+            Ok((f, m))
+        });
+        let (file, meta) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                if self.failed.insert(path.to_path_buf()) {
+                    tracing::warn!(stream = %self.settings.stream, path = %path.display(), error = %e, "cannot open file");
+                }
+                return;
+            }
+        };
+        self.failed.remove(path);
+        let di = DevIno::of(&meta);
+        if self.files.iter().any(|f| f.dev_ino == di) {
+            return; // renamed between the scan and the open: already tailed
+        }
+        let size = meta.len();
+        let stream = &self.settings.stream;
+        let claimed = self
+            .ledger
+            .candidates(stream, di.dev, di.inode)
+            .into_iter()
+            .find(|(_, key, committed)| {
+                *committed <= size
+                    && identity::matches(&file, key.fingerprint, key.fingerprint_len)
+                        .unwrap_or(false)
+            });
+        let (id, fingerprint, offset, how) = match claimed {
+            Some((id, key, _)) => {
+                let offset = self.ledger.claim(id, path);
+                (
+                    id,
+                    (key.fingerprint, key.fingerprint_len),
+                    offset,
+                    "checkpoint",
+                )
+            }
+            None => {
+                let fp = match identity::current_fingerprint(&file, size) {
+                    Ok(fp) => fp,
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot read file");
+                        return;
+                    }
+                };
+                let from_end = startup && self.settings.start_at == StartAt::End;
+                let offset = if from_end { size } else { 0 };
+                let key = self.key(di, fp);
+                (
+                    self.ledger.register(key, path, offset),
+                    fp,
+                    offset,
+                    if from_end { "end" } else { "beginning" },
+                )
+            }
+        };
+        tracing::info!(stream = %stream, path = %path.display(), offset, from = how, "tailing file");
+        StreamStats::add(&self.stats.files_opened, 1);
+        let tf = self.tailed(id, di, path, file, fingerprint, offset);
+        self.files.push(tf);
+    }
+
+    fn key(&self, di: DevIno, fp: (u64, u32)) -> FileKey {
+        FileKey {
+            stream: Arc::clone(&self.settings.stream),
+            dev: di.dev,
+            inode: di.inode,
+            fingerprint: fp.0,
+            fingerprint_len: fp.1,
+        }
+    }
+
+    fn tailed(
+        &mut self,
+        id: crate::checkpoint::FileId,
+        di: DevIno,
+        path: &Path,
+        file: File,
+        fp: (u64, u32),
+        offset: u64,
+    ) -> TailedFile {
+        let source = Arc::new(Source {
+            stream: Arc::clone(&self.settings.stream),
+            path: path.to_path_buf(),
+        });
+        let ml = self.settings.multiline.clone().map(Multiline::new);
+        self.next_order += 1;
+        TailedFile::new(id, di, source, file, fp, offset, ml, self.next_order)
+    }
+
+    /// After the first scan: files the checkpoint knows that no path matches any more were
+    /// rotated while tailcar was down. Find them (renamed: same inode; copytruncate: a copy with
+    /// the same first bytes) and read them from their checkpoint to their end.
+    fn recover(&mut self) {
+        for (id, key, path, offset) in self.ledger.released(&self.settings.stream) {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let di = DevIno {
+                dev: key.dev,
+                inode: key.inode,
+            };
+            let Some((found, file)) = identity::find_in_dir(
+                dir,
+                Some(di),
+                key.fingerprint,
+                key.fingerprint_len,
+                offset,
+                None,
+            ) else {
+                self.ledger.forget(id);
+                continue;
+            };
+            let Ok(meta) = file.metadata() else { continue };
+            let found_di = DevIno::of(&meta);
+            if meta.len() <= offset || self.files.iter().any(|f| f.dev_ino == found_di) {
+                continue; // fully shipped: keep the entry so it is not read again
+            }
+            let offset = self.ledger.claim(id, &found);
+            tracing::info!(stream = %self.settings.stream, path = %found.display(), offset,
+                "resuming a file that was rotated while tailcar was stopped");
+            let mut tf = self.tailed(
+                id,
+                found_di,
+                &found,
+                file,
+                (key.fingerprint, key.fingerprint_len),
+                offset,
+            );
+            tf.state = if found_di == di {
+                FileState::Rotated { deleted: false }
+            } else {
+                FileState::Copy
+            };
+            self.files.push(tf);
+        }
+        self.files.sort_by_key(|f| f.order);
+    }
+
+    /// Forgets checkpoint entries whose file is gone.
+    fn prune(&mut self) {
+        for (id, key, path, _) in self.ledger.released(&self.settings.stream) {
+            if self.files.iter().any(|f| f.id == id) {
+                continue;
+            }
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let di = DevIno {
+                dev: key.dev,
+                inode: key.inode,
+            };
+            if identity::find_in_dir(dir, Some(di), key.fingerprint, key.fingerprint_len, 0, None)
+                .is_none()
+            {
+                self.ledger.forget(id);
+            }
+        }
+    }
+
+    /// Reads every file; returns whether some file still has bytes waiting (its turn ran out).
+    fn poll_all(&mut self, once: bool) -> bool {
+        let mut busy = false;
+        let mut i = 0;
+        while i < self.files.len() {
+            if self.shutdown.is_set() {
+                return false;
+            }
+            match self.files[i].check() {
+                Ok(Check::Unchanged) => {}
+                Ok(Check::FingerprintGrew) => {
+                    let (h, l) = self.files[i].fingerprint;
+                    self.ledger.update_fingerprint(self.files[i].id, h, l);
+                }
+                Ok(Check::Truncated) => self.truncated(i),
+                Err(e) => {
+                    tracing::error!(path = %self.files[i].source.path.display(), error = %e, "cannot stat file; letting it go");
+                    self.release(i);
+                    continue;
+                }
+            }
+            busy |= self.read_turn(i);
+            let now = Instant::now();
+            let f = &mut self.files[i];
+            let mut expired = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
+            f.flush_expired(now, &mut expired);
+            let id = f.id;
+            self.emit(id, expired);
+            let f = &self.files[i];
+            let done = match self.release_wait(f) {
+                Some(wait) => f.at_eof && now.duration_since(f.last_activity) >= wait,
+                None => false,
+            };
+            if done && !once {
+                self.release(i);
+                continue;
+            }
+            i += 1;
+        }
+        busy
+    }
+
+    /// How long a file must be quiet at its end before it is released (`None`: never, it is live).
+    fn release_wait(&self, f: &TailedFile) -> Option<Duration> {
+        match f.state {
+            FileState::Live => None,
+            FileState::Copy => Some(Duration::ZERO),
+            FileState::Rotated { deleted: true } => {
+                Some(self.settings.rotate_wait.min(DELETED_WAIT))
+            }
+            FileState::Rotated { deleted: false } => Some(self.settings.rotate_wait),
+        }
+    }
+
+    /// Reads file `i` for one turn; returns whether it has more to read.
+    fn read_turn(&mut self, i: usize) -> bool {
+        let mut counts = ReadCounts::default();
+        let mut more = false;
+        for _ in 0..CHUNKS_PER_TURN {
+            if self.shutdown.is_set() {
+                break;
+            }
+            let f = &mut self.files[i];
+            match f.read_chunk(
+                self.settings.read_chunk,
+                self.settings.max_line_bytes,
+                &mut counts,
+            ) {
+                Ok(Some(batch)) => {
+                    let id = f.id;
+                    self.emit(id, batch);
+                    more = true;
+                }
+                Ok(None) => {
+                    more = false;
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(path = %f.source.path.display(), error = %e, "read failed; will retry");
+                    more = false;
+                    break;
+                }
+            }
+        }
+        StreamStats::add(&self.stats.bytes, counts.bytes);
+        StreamStats::add(&self.stats.split, counts.splits);
+        more
+    }
+
+    /// Handles a truncation of file `i` (copytruncate, or a file emptied and rewritten).
+    fn truncated(&mut self, i: usize) {
+        StreamStats::add(&self.stats.truncations, 1);
+        self.next_order += 1;
+        let order = self.next_order;
+        let f = &self.files[i];
+        let path = f.source.path.clone();
+        let pos = f.read_pos();
+        let (hash, len) = f.fingerprint;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let copy = if pos > 0 && len > 0 {
+            identity::find_in_dir(dir, None, hash, len, pos, Some(f.dev_ino))
+        } else {
+            None
+        };
+        let size = f.file().metadata().map(|m| m.len()).unwrap_or(0);
+        let new_fp = identity::current_fingerprint(f.file(), size).unwrap_or((0, 0));
+        let new_id = self.ledger.register(self.key(f.dev_ino, new_fp), &path, 0);
+        match copy {
+            Some((copy_path, copy_file)) => {
+                tracing::info!(stream = %self.settings.stream, path = %path.display(), copy = %copy_path.display(),
+                    offset = pos, "file truncated (copytruncate); reading the rest of it from its copy");
+                let drained = self.files[i].hand_over_to_copy(copy_file, new_id, new_fp, order);
+                self.files.insert(i, drained);
+            }
+            None => {
+                if pos > 0 {
+                    tracing::warn!(stream = %self.settings.stream, path = %path.display(), offset = pos,
+                        "file truncated and no copy of it found; reading it again from the start \
+                         (lines written after this offset and before the truncation could not be read)");
+                }
+                let f = &mut self.files[i];
+                let mut pending = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
+                f.flush_pending(&mut pending);
+                let old = f.id;
+                f.restart(new_id, new_fp, order);
+                self.emit(old, pending);
+                self.ledger.release(old);
+            }
+        }
+        self.files.sort_by_key(|f| f.order);
+    }
+
+    /// Lets go of file `i`: emits its pending partial line, closes it, releases its entry.
+    fn release(&mut self, i: usize) {
+        let mut f = self.files.remove(i);
+        let mut pending = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
+        f.flush_pending(&mut pending);
+        self.emit(f.id, pending);
+        self.ledger.release(f.id);
+        tracing::info!(stream = %self.settings.stream, path = %f.source.path.display(), offset = f.read_pos(),
+            "released file");
+    }
+
+    /// Issues an ack for a non-empty batch and routes it.
+    fn emit(&self, id: crate::checkpoint::FileId, batch: Batch) {
+        let Some(end) = batch.end_offset() else {
+            return;
+        };
+        StreamStats::add(&self.stats.lines, batch.len() as u64);
+        let ack = self.ledger.issue(id, end);
+        self.router.send(batch, ack);
+    }
+
+    /// Emits every file's pending partial line and multiline record.
+    fn finish(mut self) {
+        for i in 0..self.files.len() {
+            let f = &mut self.files[i];
+            let mut pending = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
+            f.flush_pending(&mut pending);
+            let id = f.id;
+            self.emit(id, pending);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Sources: where records enter the pipeline. Today there is one, [`file`], the tailer.
+
+pub mod file;

@@ -1,0 +1,40 @@
+//! Counters of what each stream did, reported in tailcar's log at shutdown (and the source of
+//! the metrics endpoint to come). Relaxed atomics: they are statistics, not synchronisation.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one stream.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Records emitted (lines, multiline records, pieces of split lines).
+    pub lines: AtomicU64,
+    /// Bytes read from files.
+    pub bytes: AtomicU64,
+    /// Lines longer than `max_line_bytes` (or multiline records longer than it) that were split.
+    pub split: AtomicU64,
+    pub files_opened: AtomicU64,
+    pub rotations: AtomicU64,
+    pub truncations: AtomicU64,
+}
+
+impl StreamStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn log(&self, stream: &str) {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        tracing::info!(
+            stream,
+            records = g(&self.lines),
+            bytes = g(&self.bytes),
+            split_lines = g(&self.split),
+            files_opened = g(&self.files_opened),
+            rotations = g(&self.rotations),
+            truncations = g(&self.truncations),
+            "stream statistics"
+        );
+    }
+}
