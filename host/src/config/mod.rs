@@ -200,16 +200,16 @@ impl Config {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let mut path = e.path().to_string();
             let reason = e.into_inner().to_string();
-            // serde reports an unknown key at its parent: name the key itself.
-            if let Some(field) = reason
-                .strip_prefix("unknown field `")
-                .and_then(|r| r.split('`').next())
+            // serde_yaml also puts a key path at the front of its message: keep one, as the key
+            // (serde_path_to_error's, which names an unknown key itself rather than its parent).
+            let (yaml_path, reason) = match reason.split_once(": ") {
+                Some((p, r)) if !p.contains(' ') => (Some(p.to_string()), r.to_string()),
+                _ => (None, reason),
+            };
+            if path == "."
+                && let Some(p) = yaml_path
             {
-                path = if path == "." {
-                    field.to_string()
-                } else {
-                    format!("{path}.{field}")
-                };
+                path = p;
             }
             ((path != ".").then_some(path), reason)
         })
