@@ -153,7 +153,7 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
 
     shutdown.trigger();
     for w in &wakers {
-        let _ = w.try_send(());
+        w.wake();
     }
     let grace = tokio::time::sleep(top.grace_period);
     tokio::pin!(grace);

@@ -160,9 +160,11 @@ fn init_logs(level: Option<&str>) {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
         }
     };
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

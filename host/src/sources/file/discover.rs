@@ -25,23 +25,49 @@ fn has_glob(s: &str) -> bool {
 }
 
 impl PathSet {
-    /// Validates the patterns; the error names the bad pattern and why.
+    /// Validates the patterns and makes them absolute (relative to the current directory), so
+    /// watched directories, event paths and checkpoint paths all agree; the error names the bad
+    /// pattern and why.
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, String> {
-        for p in include {
-            if has_glob(p) {
-                Pattern::new(p).map_err(|e| format!("invalid glob `{p}`: {e}"))?;
-            }
+        let absolute = |p: &String| -> Result<String, String> {
             if p.is_empty() {
                 return Err("empty path".into());
+            }
+            std::path::absolute(p)
+                .map(|a| a.to_string_lossy().into_owned())
+                .map_err(|e| format!("cannot resolve `{p}`: {e}"))
+        };
+        let include = include
+            .iter()
+            .map(absolute)
+            .collect::<Result<Vec<_>, _>>()?;
+        let exclude = exclude
+            .iter()
+            .map(absolute)
+            .collect::<Result<Vec<_>, _>>()?;
+        for p in &include {
+            if has_glob(p) {
+                Pattern::new(p).map_err(|e| format!("invalid glob `{p}`: {e}"))?;
             }
         }
         let exclude = exclude
             .iter()
             .map(|p| Pattern::new(p).map_err(|e| format!("invalid glob `{p}`: {e}")))
             .collect::<Result<_, _>>()?;
-        Ok(PathSet {
-            include: include.to_vec(),
-            exclude,
+        Ok(PathSet { include, exclude })
+    }
+
+    /// Whether `path` is one this set would match (by its name; the file need not exist).
+    pub fn matches_path(&self, path: &Path) -> bool {
+        if self.exclude.iter().any(|x| x.matches_path(path)) {
+            return false;
+        }
+        self.include.iter().any(|p| {
+            if has_glob(p) {
+                Pattern::new(p).is_ok_and(|pat| pat.matches_path(path))
+            } else {
+                Path::new(p) == path
+            }
         })
     }
 
@@ -94,9 +120,6 @@ impl PathSet {
                     break; // the file name itself
                 }
                 fixed.push(c.as_os_str());
-            }
-            if fixed.as_os_str().is_empty() {
-                fixed.push(".");
             }
             let w = WatchDir {
                 dir: fixed,
@@ -163,6 +186,20 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn relative_patterns_are_made_absolute() {
+        let set = PathSet::new(&["app.log".into()], &[]).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            set.watch_dirs(),
+            vec![WatchDir {
+                dir: cwd.clone(),
+                recursive: false
+            }]
+        );
+        assert!(set.matches_path(&cwd.join("app.log")));
     }
 
     #[test]

@@ -29,14 +29,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
 use self::discover::PathSet;
 use self::identity::DevIno;
 use self::multiline::{Multiline, MultilineRule};
 use self::tailed::{Check, FileState, ReadCounts, TailedFile};
-use self::watcher::Watcher;
+use self::watcher::{Wake, Watcher};
 use crate::checkpoint::{FileKey, Ledger};
 use crate::event::{Batch, Source};
 use crate::route::Router;
@@ -82,8 +81,7 @@ pub struct FileSource {
     ledger: Arc<Ledger>,
     router: Router,
     watcher: Arc<Watcher>,
-    wake_tx: Sender<()>,
-    wake_rx: Receiver<()>,
+    wake: Arc<Wake>,
     shutdown: Shutdown,
     stats: Arc<StreamStats>,
     files: Vec<TailedFile>,
@@ -103,14 +101,12 @@ impl FileSource {
         shutdown: Shutdown,
         stats: Arc<StreamStats>,
     ) -> Self {
-        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         FileSource {
             settings,
             ledger,
             router,
             watcher,
-            wake_tx,
-            wake_rx,
+            wake: Wake::new(),
             shutdown,
             stats,
             files: Vec::new(),
@@ -120,9 +116,9 @@ impl FileSource {
         }
     }
 
-    /// Wakes the source's loop (used at shutdown).
-    pub fn waker(&self) -> Sender<()> {
-        self.wake_tx.clone()
+    /// What wakes the source's loop (used at shutdown).
+    pub fn waker(&self) -> Arc<Wake> {
+        Arc::clone(&self.wake)
     }
 
     /// Tails until shutdown, or with `once` until every file has been read to its end; then
@@ -138,7 +134,7 @@ impl FileSource {
                 break;
             }
             let now = Instant::now();
-            if !once && now >= next_scan {
+            if !once && (self.wake.take_rescan() || now >= next_scan) {
                 self.subscribe();
                 self.scan(false);
                 next_scan = now + SCAN_INTERVAL;
@@ -166,9 +162,8 @@ impl FileSource {
                     deadline = deadline.min(f.last_activity + w);
                 }
             }
-            let _ = self
-                .wake_rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()));
+            self.wake
+                .wait(deadline.saturating_duration_since(Instant::now()));
         }
         self.finish();
     }
@@ -176,13 +171,14 @@ impl FileSource {
     fn subscribe(&mut self) {
         let mut all = true;
         for w in self.settings.paths.watch_dirs() {
-            all &= self.watcher.subscribe(&w.dir, w.recursive, &self.wake_tx);
+            all &= self.watcher.subscribe(&w.dir, w.recursive, &self.wake);
         }
         self.polling = !all;
     }
 
     /// Expands the paths: opens new files, marks files no path points at any more as rotated.
     fn scan(&mut self, startup: bool) {
+        self.follow_renames();
         for f in &mut self.files {
             f.seen = false;
         }
@@ -213,7 +209,31 @@ impl FileSource {
         }
     }
 
-    fn open(&mut self, path: &Path, startup: bool) {
+    /// Files renamed from a watched path to one that is not watched, that this stream never
+    /// opened (created and rotated between two looks): open them under their new name and read
+    /// them to their end like any rotated file.
+    fn follow_renames(&mut self) {
+        for (from, to) in self.wake.take_renames() {
+            if !self.settings.paths.matches_path(&from) || self.settings.paths.matches_path(&to) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&to) else {
+                continue;
+            };
+            if !meta.is_file() || self.files.iter().any(|f| f.dev_ino == DevIno::of(&meta)) {
+                continue;
+            }
+            if self.open(&to, false) {
+                let f = self.files.last_mut().expect("just opened");
+                f.state = FileState::Rotated { deleted: false };
+                tracing::info!(stream = %self.settings.stream, path = %to.display(), from = %from.display(),
+                    "found a file rotated away before it was opened; reading it to its end");
+            }
+        }
+    }
+
+    /// Opens `path` and starts tailing it; returns whether it was added to the files.
+    fn open(&mut self, path: &Path, startup: bool) -> bool {
         let opened = File::open(path).and_then(|f| {
             let m = f.metadata()?;
             Ok((f, m))
@@ -224,13 +244,13 @@ impl FileSource {
                 if self.failed.insert(path.to_path_buf()) {
                     tracing::warn!(stream = %self.settings.stream, path = %path.display(), error = %e, "cannot open file");
                 }
-                return;
+                return false;
             }
         };
         self.failed.remove(path);
         let di = DevIno::of(&meta);
         if self.files.iter().any(|f| f.dev_ino == di) {
-            return; // renamed between the scan and the open: already tailed
+            return false; // renamed between the scan and the open: already tailed
         }
         let size = meta.len();
         let stream = &self.settings.stream;
@@ -258,7 +278,7 @@ impl FileSource {
                     Ok(fp) => fp,
                     Err(e) => {
                         tracing::warn!(path = %path.display(), error = %e, "cannot read file");
-                        return;
+                        return false;
                     }
                 };
                 let from_end = startup && self.settings.start_at == StartAt::End;
@@ -276,6 +296,7 @@ impl FileSource {
         StreamStats::add(&self.stats.files_opened, 1);
         let tf = self.tailed(id, di, path, file, fingerprint, offset);
         self.files.push(tf);
+        true
     }
 
     fn key(&self, di: DevIno, fp: (u64, u32)) -> FileKey {

@@ -1,17 +1,26 @@
 //! Change detection: one `notify` (inotify) watcher for the whole process, with polling as the
 //! fallback.
 //!
-//! Streams subscribe the directories their patterns live in, with a waker: a bounded(1) channel
-//! that coalesces any number of events into one wake-up. When inotify cannot be used (mode
-//! `poll`, no inotify in the sandbox, or the instance or watch limits are reached) a
-//! subscription reports so, and the stream polls at its `poll_interval` instead.
+//! Streams subscribe the directories their patterns live in with a [`Wake`]: a bounded(1)
+//! channel that coalesces any number of events into one wake-up, a flag saying the directory's
+//! entries changed (a file created, deleted or renamed: rescan the paths now rather than at the
+//! next periodic scan), and the renames seen (`from` → `to`), so a file renamed away before
+//! its stream ever opened it is still found and read. When inotify cannot be used (mode `poll`,
+//! no inotify in the sandbox, or the instance or watch limits are reached) a subscription
+//! reports so, and the stream polls at its `poll_interval` instead.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
+use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher as _};
 use serde::{Deserialize, Serialize};
+
+/// Renames remembered per stream between two scans; older ones are dropped beyond this.
+const MAX_RENAMES: usize = 1024;
 
 /// How changes are detected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -26,10 +35,73 @@ pub enum WatchMode {
     Poll,
 }
 
+/// What a stream learns from the watcher.
+#[derive(Debug)]
+pub struct Wake {
+    tx: Sender<()>,
+    rx: Receiver<()>,
+    rescan: AtomicBool,
+    renames: Mutex<VecDeque<(PathBuf, PathBuf)>>,
+}
+
+impl Wake {
+    pub fn new() -> Arc<Self> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        Arc::new(Wake {
+            tx,
+            rx,
+            rescan: AtomicBool::new(false),
+            renames: Mutex::default(),
+        })
+    }
+
+    /// Wakes the stream (coalesced).
+    pub fn wake(&self) {
+        let _ = self.tx.try_send(());
+    }
+
+    /// Sleeps until woken or `timeout`.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        let _ = self.rx.recv_timeout(timeout);
+    }
+
+    /// Whether directory entries changed since the last call.
+    pub fn take_rescan(&self) -> bool {
+        self.rescan.swap(false, Ordering::AcqRel)
+    }
+
+    /// The renames seen since the last call, oldest first.
+    pub fn take_renames(&self) -> Vec<(PathBuf, PathBuf)> {
+        self.renames
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect()
+    }
+
+    fn notify(&self, event: &notify::Event) {
+        match &event.kind {
+            // Data written or read: only a wake-up is needed.
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_))
+            | EventKind::Access(_) => {}
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if event.paths.len() == 2 => {
+                let mut renames = self.renames.lock().unwrap_or_else(|e| e.into_inner());
+                if renames.len() == MAX_RENAMES {
+                    renames.pop_front();
+                }
+                renames.push_back((event.paths[0].clone(), event.paths[1].clone()));
+                self.rescan.store(true, Ordering::Release);
+            }
+            _ => self.rescan.store(true, Ordering::Release),
+        }
+        self.wake();
+    }
+}
+
 struct Subscription {
     dir: PathBuf,
     recursive: bool,
-    waker: Sender<()>,
+    wake: Arc<Wake>,
 }
 
 pub struct Watcher {
@@ -37,7 +109,7 @@ pub struct Watcher {
     inner: Mutex<Option<notify::RecommendedWatcher>>,
     subs: Arc<Mutex<Vec<Subscription>>>,
     watched: Mutex<Vec<PathBuf>>,
-    warned: std::sync::atomic::AtomicBool,
+    warned: AtomicBool,
 }
 
 impl Watcher {
@@ -54,14 +126,15 @@ impl Watcher {
                     Ok(ev) if !ev.need_rescan() => {
                         for s in subs.iter() {
                             if ev.paths.iter().any(|p| touches(p, &s.dir, s.recursive)) {
-                                let _ = s.waker.try_send(());
+                                s.wake.notify(&ev);
                             }
                         }
                     }
-                    // Overflowed queue or an error: wake everyone to rescan.
+                    // An overflowed queue or an error: everyone rescans.
                     _ => {
                         for s in subs.iter() {
-                            let _ = s.waker.try_send(());
+                            s.wake.rescan.store(true, Ordering::Release);
+                            s.wake.wake();
                         }
                     }
                 }
@@ -81,24 +154,24 @@ impl Watcher {
             inner: Mutex::new(inner),
             subs,
             watched: Mutex::default(),
-            warned: Default::default(),
+            warned: AtomicBool::new(false),
         }))
     }
 
-    /// Subscribes `waker` to changes in `dir`. Returns `true` when inotify watches it, `false`
+    /// Subscribes `wake` to changes in `dir`. Returns `true` when inotify watches it, `false`
     /// when the caller must poll (the directory does not exist yet, or inotify is unavailable);
     /// call again later to retry.
-    pub fn subscribe(&self, dir: &Path, recursive: bool, waker: &Sender<()>) -> bool {
+    pub fn subscribe(&self, dir: &Path, recursive: bool, wake: &Arc<Wake>) -> bool {
         {
             let mut subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
             if !subs
                 .iter()
-                .any(|s| s.dir == dir && s.waker.same_channel(waker))
+                .any(|s| s.dir == dir && Arc::ptr_eq(&s.wake, wake))
             {
                 subs.push(Subscription {
                     dir: dir.to_path_buf(),
                     recursive,
-                    waker: waker.clone(),
+                    wake: Arc::clone(wake),
                 });
             }
         }
@@ -124,7 +197,7 @@ impl Watcher {
                 true
             }
             Err(e) => {
-                if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                if self.mode == WatchMode::Inotify || !self.warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!(dir = %dir.display(), error = %e,
                         "cannot watch with inotify (limits such as fs.inotify.max_user_watches?); polling instead");
                 }
@@ -149,26 +222,48 @@ fn touches(path: &Path, dir: &Path, recursive: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+
+    fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
 
     #[test]
-    fn wakes_a_subscriber_when_a_file_changes() {
+    fn reports_writes_creations_and_renames() {
         let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
         let w = Watcher::new(WatchMode::Auto).unwrap();
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        let wake = Wake::new();
         assert!(
-            w.subscribe(dir.path(), false, &tx),
+            w.subscribe(&dir, false, &wake),
             "inotify is available on Linux test machines"
         );
-        std::fs::write(dir.path().join("a.log"), "x\n").unwrap();
-        assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok());
+        std::fs::write(dir.join("a.log"), "x\n").unwrap();
+        assert!(
+            wait_for(|| wake.take_rescan()),
+            "a created file asks for a rescan"
+        );
+        wake.take_renames();
+        std::fs::rename(dir.join("a.log"), dir.join("a.log.1")).unwrap();
+        let mut renames = Vec::new();
+        assert!(wait_for(|| {
+            renames.extend(wake.take_renames());
+            !renames.is_empty()
+        }));
+        assert_eq!(renames, vec![(dir.join("a.log"), dir.join("a.log.1"))]);
     }
 
     #[test]
     fn poll_mode_never_watches() {
         let dir = tempfile::tempdir().unwrap();
         let w = Watcher::new(WatchMode::Poll).unwrap();
-        let (tx, _rx) = crossbeam_channel::bounded(1);
-        assert!(!w.subscribe(dir.path(), false, &tx));
+        assert!(!w.subscribe(dir.path(), false, &Wake::new()));
     }
 }

@@ -1,0 +1,254 @@
+//! Helpers shared by the integration tests: run the real `tailcar` binary, capture what it
+//! writes, write numbered lines, and count losses and duplicates.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tailcar");
+
+/// A running tailcar whose stdout and stderr are collected in the background.
+pub struct Tailcar {
+    pub child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+    err: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+impl Tailcar {
+    /// Starts `tailcar ARGS` in `dir` with logs at info level.
+    pub fn start(dir: &Path, args: &[&str]) -> Tailcar {
+        Self::start_with(dir, args, true)
+    }
+
+    /// Starts tailcar; with `read_stdout` false its stdout pipe is never read (a stuck reader).
+    pub fn start_with(dir: &Path, args: &[&str], read_stdout: bool) -> Tailcar {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting tailcar");
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = vec![collect(child.stderr.take().unwrap(), Arc::clone(&err))];
+        if read_stdout {
+            readers.push(collect(child.stdout.take().unwrap(), Arc::clone(&out)));
+        }
+        Tailcar {
+            child,
+            out,
+            err,
+            readers,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn stdout(&self) -> Vec<u8> {
+        self.out.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
+    }
+
+    pub fn stdout_lines(&self) -> usize {
+        self.out
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    }
+
+    /// Waits until stdout holds at least `n` lines; panics with stderr after `timeout`.
+    pub fn wait_lines(&self, n: usize, timeout: Duration) {
+        let ok = wait_until(timeout, || self.stdout_lines() >= n);
+        assert!(
+            ok,
+            "timed out waiting for {n} lines (have {}); stderr:\n{}",
+            self.stdout_lines(),
+            self.stderr()
+        );
+    }
+
+    /// Waits until stderr contains `text`.
+    pub fn wait_stderr(&self, text: &str, timeout: Duration) {
+        let ok = wait_until(timeout, || self.stderr().contains(text));
+        assert!(
+            ok,
+            "timed out waiting for `{text}` in stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
+            .expect("sending a signal");
+    }
+
+    /// Waits for the process to exit, then for its output to be fully collected.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                for r in self.readers.drain(..) {
+                    r.join().unwrap();
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "tailcar did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill9(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        self.wait(Duration::from_secs(10));
+    }
+
+    /// SIGTERM; asserts a clean exit 0.
+    pub fn stop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait(Duration::from_secs(20));
+        assert_eq!(status.code(), Some(0), "stderr:\n{}", self.stderr());
+    }
+}
+
+impl Drop for Tailcar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs tailcar to completion (`--once`, `check`, bad configs): `(exit code, stdout, stderr)`.
+pub fn run(dir: &Path, args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("running tailcar");
+    (
+        out.status.code(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// The numbered line `seq` of stream `tag`: `tag 00000042 <padding to ~150 bytes>`.
+pub fn line(tag: &str, seq: u64) -> String {
+    format!(
+        "{tag} {seq:08} GET /api/v1/items?id={seq} HTTP/1.1 200 1234 \"-\" \"Mozilla/5.0 (X11; Linux x86_64) tailcar-test\" rt=0.012"
+    )
+}
+
+/// Appends lines `range` of `tag` to `path`.
+pub fn append(path: &Path, tag: &str, range: std::ops::Range<u64>) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut buf = String::new();
+    for seq in range {
+        buf.push_str(&line(tag, seq));
+        buf.push('\n');
+    }
+    f.write_all(buf.as_bytes()).unwrap();
+}
+
+/// How often each sequence number of `tag` appears in `output`; panics on a line that is not a
+/// well-formed numbered line (a torn or corrupted line).
+pub fn seq_counts(output: &[u8], tag: &str) -> BTreeMap<u64, usize> {
+    let mut counts = BTreeMap::new();
+    for l in output.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let text = std::str::from_utf8(l).expect("utf-8 line");
+        let seq: u64 = text
+            .strip_prefix(tag)
+            .and_then(|r| r.get(1..9))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("malformed line: {text:?}"));
+        assert_eq!(text, line(tag, seq), "line {seq} is not intact");
+        *counts.entry(seq).or_default() += 1;
+    }
+    counts
+}
+
+/// Asserts every sequence number in `0..n` appears at least once; returns the duplicate count.
+pub fn assert_all_arrived(counts: &BTreeMap<u64, usize>, n: u64) -> usize {
+    let missing: Vec<u64> = (0..n).filter(|s| !counts.contains_key(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines lost, first: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let extra: Vec<&u64> = counts.keys().filter(|&&s| s >= n).collect();
+    assert!(extra.is_empty(), "unexpected lines: {extra:?}");
+    counts.values().map(|&c| c - 1).sum()
+}
+
+/// The committed offset of `file` in the checkpoint file of `dir`, if any.
+pub fn checkpoint_offset(dir: &Path, file: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("checkpoints.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let want = file.canonicalize().ok().unwrap_or(file.to_path_buf());
+    v["files"].as_array()?.iter().find_map(|e| {
+        let p = PathBuf::from(e["path"].as_str()?);
+        (p == file || p == want)
+            .then(|| e["offset"].as_u64())
+            .flatten()
+    })
+}
+
+pub fn file_len(p: &Path) -> u64 {
+    File::open(p)
+        .and_then(|f| f.metadata())
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
