@@ -53,9 +53,19 @@ fn rename_and_create_rotation_during_a_burst_loses_nothing() {
     // Let the last rotated files be released, then stop cleanly.
     tc.wait_stderr("released file", T);
     tc.stop();
-    let counts = seq_counts(&tc.stdout(), "a");
+    let out = tc.stdout();
+    let counts = seq_counts(&out, "a");
     let dups = assert_all_arrived(&counts, LINES);
     assert_eq!(dups, 0, "a rename rotation needs no re-reading");
+    let order: Vec<u64> = out
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| std::str::from_utf8(&l[2..10]).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "lines stay in order across rotations"
+    );
     let err = tc.stderr();
     assert!(
         err.contains(&format!("rotations={}", LINES / PER_FILE - 1)),
@@ -141,4 +151,43 @@ fn a_file_rotated_while_tailcar_was_down_is_finished_from_its_checkpoint() {
     // The old file comes out before the new one.
     let second: Vec<u64> = seq_counts(&tc.stdout(), "a").keys().copied().collect();
     assert_eq!(second, (100..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_file_copytruncated_while_tailcar_was_down_is_finished_from_its_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let ck = dir.path().join("ck");
+    let args = [
+        "tail",
+        "--checkpoint-dir",
+        "ck",
+        "--checkpoint-interval",
+        "50ms",
+        "app.log",
+    ];
+    append(&log, "a", 0..100);
+    let mut tc = Tailcar::start(dir.path(), &args);
+    tc.wait_lines(100, T);
+    assert!(wait_until(T, || checkpoint_offset(&ck, &log) == Some(file_len(&log))));
+    tc.kill9();
+    let first = tc.stdout();
+
+    // While tailcar is down: more lines, then copytruncate, then lines in the emptied file.
+    append(&log, "a", 100..150);
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, "a", 150..200);
+
+    let mut tc = Tailcar::start(dir.path(), &args);
+    tc.wait_lines(100, T);
+    tc.stop();
+    let mut all = first;
+    all.extend_from_slice(&tc.stdout());
+    assert_eq!(assert_all_arrived(&seq_counts(&all, "a"), 200), 0);
 }

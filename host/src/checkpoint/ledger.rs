@@ -139,20 +139,18 @@ impl Ledger {
         f.released = false;
         f.stalled = false;
         f.path = path.to_path_buf();
+        // Batches still in flight from an earlier claim no longer count: reading restarts at the
+        // committed offset, so they will be read (and delivered) again.
+        f.next_seq = f.issued;
+        f.done.clear();
         f.committed
     }
 
-    /// Creates an entry for a file with no usable checkpoint, committed at `offset`. Entries with
-    /// the same stream, device and inode but another fingerprint belonged to an earlier file that
-    /// had this inode: they are dropped.
+    /// Creates an entry for a file with no usable checkpoint, committed at `offset`. Other
+    /// entries for the same inode are left alone: one may describe content that now lives in a
+    /// `copytruncate` copy, which recovery still reads; recovery and pruning forget the rest.
     pub fn register(&self, key: FileKey, path: &Path, offset: u64) -> FileId {
         let mut st = self.lock();
-        st.files.retain(|_, f| {
-            !(f.released
-                && f.key.stream == key.stream
-                && f.key.dev == key.dev
-                && f.key.inode == key.inode)
-        });
         let id = FileId(st.next_id);
         st.next_id += 1;
         st.version += 1;
@@ -219,7 +217,7 @@ impl Ledger {
         let Some(f) = st.files.get_mut(&id) else {
             return;
         };
-        if f.stalled {
+        if f.stalled || seq < f.next_seq {
             return;
         }
         if !delivered {
@@ -447,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn loaded_entries_are_claimed_or_replaced_on_inode_reuse() {
+    fn loaded_entries_are_candidates_until_claimed_or_forgotten() {
         let loaded = vec![Entry {
             stream: "s".into(),
             path: "/a".into(),
@@ -463,14 +461,34 @@ mod tests {
         assert_eq!(c[0].2, 42);
         assert!(l.candidates("other", 1, 9).is_empty());
         assert_eq!(l.released("s").len(), 1);
-        // Same inode, another fingerprint: the old entry goes.
+        // Same inode, another fingerprint (inode reuse, or copytruncate while stopped): a new
+        // entry; the old one stays for recovery to look for its copy.
         let mut k = key(9);
         k.fingerprint = 8;
         let id = l.register(k, Path::new("/a"), 0);
+        assert_eq!(l.snapshot().1.len(), 2);
+        assert_eq!(l.committed(id), Some(0));
+        let (old, ..) = l.released("s")[0].clone();
+        assert_eq!(l.claim(old, Path::new("/a.1")), 42);
+        assert!(l.released("s").is_empty());
+        l.forget(old);
         let (_, entries) = l.snapshot();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].fingerprint, 8);
+    }
+
+    #[test]
+    fn a_reclaimed_entry_ignores_batches_of_its_earlier_claim() {
+        let l = Ledger::new(vec![]);
+        let id = l.register(key(1), Path::new("/a"), 0);
+        let stale = l.issue(id, 10);
+        drop(l.issue(id, 20)); // failed: the file stalls
+        l.release(id);
+        assert_eq!(l.claim(id, Path::new("/a")), 0);
+        stale.delivered(); // from before the claim: ignored
         assert_eq!(l.committed(id), Some(0));
+        l.issue(id, 10).delivered();
+        assert_eq!(l.committed(id), Some(10), "the new claim commits again");
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub fn find_in_dir(
         }
         copies.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), path, file));
     }
-    copies.sort_by(|a, b| b.0.cmp(&a.0));
+    copies.sort_by_key(|c| std::cmp::Reverse(c.0));
     copies.into_iter().next().map(|(_, p, f)| (p, f))
 }
 

@@ -414,7 +414,8 @@ impl FileSource {
                     continue;
                 }
             }
-            busy |= self.read_turn(i);
+            let more = self.read_turn(i);
+            busy |= more;
             let now = Instant::now();
             let f = &mut self.files[i];
             let mut expired = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
@@ -422,6 +423,11 @@ impl FileSource {
             let id = f.id;
             self.emit(id, expired);
             let f = &self.files[i];
+            if more && f.state != FileState::Live {
+                // Files are in discovery order: finish a rotated file before reading the newer
+                // ones, so lines stay in order across a rotation.
+                return true;
+            }
             let done = match self.release_wait(f) {
                 Some(wait) => f.at_eof && now.duration_since(f.last_activity) >= wait,
                 None => false,
