@@ -252,3 +252,18 @@ pub fn file_len(p: &Path) -> u64 {
         .map(|m| m.len())
         .unwrap_or(0)
 }
+
+/// The sequence numbers of `tag` in `output`, in the order they came out.
+pub fn seqs_in_order(output: &[u8], tag: &str) -> Vec<u64> {
+    output
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let text = std::str::from_utf8(l).expect("utf-8 line");
+            text.strip_prefix(tag)
+                .and_then(|r| r.get(1..9))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("malformed line: {text:?}"))
+        })
+        .collect()
+}

@@ -331,6 +331,7 @@ impl FileSource {
     /// rotated while tailcar was down. Find them (renamed: same inode; copytruncate: a copy with
     /// the same first bytes) and read them from their checkpoint to their end.
     fn recover(&mut self) {
+        let mut recovered = Vec::new();
         for (id, key, path, offset) in self.ledger.released(&self.settings.stream) {
             let dir = path.parent().unwrap_or(Path::new("."));
             let di = DevIno {
@@ -369,8 +370,19 @@ impl FileSource {
             } else {
                 FileState::Copy
             };
-            self.files.push(tf);
+            recovered.push(tf);
         }
+        // Their lines were written before those of the files the first scan found: read them
+        // first (in checkpoint order), so lines stay in order across the restart.
+        let n = recovered.len() as u64;
+        for f in &mut self.files {
+            f.order += n;
+        }
+        self.next_order += n;
+        for (i, f) in recovered.iter_mut().enumerate() {
+            f.order = i as u64;
+        }
+        self.files.extend(recovered);
         self.files.sort_by_key(|f| f.order);
     }
 
