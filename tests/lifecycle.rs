@@ -141,6 +141,17 @@ fn a_drain_that_runs_out_of_time_is_reported_and_checkpoints_only_acknowledged_l
     );
     tc.wait_stderr("tailing file", T);
     std::thread::sleep(Duration::from_millis(500));
+    // Backpressure reached the tailer: it stopped reading instead of buffering the file.
+    let rss_kib: u64 = fs::read_to_string(format!("/proc/{}/status", tc.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        rss_kib < 24 * 1024,
+        "RSS {rss_kib} KiB with a 30 MB file behind a stuck stdout"
+    );
     tc.signal(Signal::SIGTERM);
     let status = tc.wait(Duration::from_secs(20));
     assert_eq!(status.code(), Some(75), "{}", tc.stderr());
@@ -205,6 +216,27 @@ fn a_corrupt_checkpoint_file_is_reported_and_reading_starts_over() {
         &["tail", "--once", "--checkpoint-dir", "ck", "app.log"],
     );
     assert_eq!((code, out.len()), (Some(0), 0));
+}
+
+#[test]
+fn a_reused_inode_is_not_mistaken_for_the_file_that_had_it() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, "a", 0..100);
+    let args = ["tail", "--once", "--checkpoint-dir", "ck", "app.log"];
+    let (code, out, err) = run(dir.path(), &args);
+    assert_eq!((code, seq_counts(&out, "a").len()), (Some(0), 100), "{err}");
+    let old_inode = fs::metadata(&log).unwrap().ino();
+    // A new file at the same path, larger than the old one's checkpoint: without the fingerprint,
+    // a reused inode would resume at the old offset and skip the new file's first lines.
+    fs::remove_file(&log).unwrap();
+    append(&log, "a", 1000..1300);
+    let reused = fs::metadata(&log).unwrap().ino() == old_inode;
+    eprintln!("inode reused by the filesystem: {reused}");
+    let (code, out, err) = run(dir.path(), &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(seqs_in_order(&out, "a"), (1000..1300).collect::<Vec<_>>());
 }
 
 const CONFIG: &str = r#"

@@ -9,7 +9,8 @@ use glob::Pattern;
 /// A stream's path patterns and exclusions, compiled.
 #[derive(Debug, Clone)]
 pub struct PathSet {
-    include: Vec<String>,
+    /// Absolute patterns, each compiled when it has wildcards.
+    include: Vec<(String, Option<Pattern>)>,
     exclude: Vec<Pattern>,
 }
 
@@ -45,11 +46,15 @@ impl PathSet {
             .iter()
             .map(absolute)
             .collect::<Result<Vec<_>, _>>()?;
-        for p in &include {
-            if has_glob(p) {
-                Pattern::new(p).map_err(|e| format!("invalid glob `{p}`: {e}"))?;
-            }
-        }
+        let include = include
+            .into_iter()
+            .map(|p| {
+                let pattern = has_glob(&p)
+                    .then(|| Pattern::new(&p).map_err(|e| format!("invalid glob `{p}`: {e}")))
+                    .transpose()?;
+                Ok((p, pattern))
+            })
+            .collect::<Result<_, String>>()?;
         let exclude = exclude
             .iter()
             .map(|p| Pattern::new(p).map_err(|e| format!("invalid glob `{p}`: {e}")))
@@ -62,12 +67,9 @@ impl PathSet {
         if self.exclude.iter().any(|x| x.matches_path(path)) {
             return false;
         }
-        self.include.iter().any(|p| {
-            if has_glob(p) {
-                Pattern::new(p).is_ok_and(|pat| pat.matches_path(path))
-            } else {
-                Path::new(p) == path
-            }
+        self.include.iter().any(|(p, pattern)| match pattern {
+            Some(pat) => pat.matches_path(path),
+            None => Path::new(p) == path,
         })
     }
 
@@ -86,8 +88,8 @@ impl PathSet {
                 out.push((path, meta));
             }
         };
-        for pattern in &self.include {
-            if has_glob(pattern) {
+        for (pattern, compiled) in &self.include {
+            if compiled.is_some() {
                 if let Ok(paths) = glob::glob(pattern) {
                     for path in paths.flatten() {
                         push(path, &mut out);
@@ -105,7 +107,7 @@ impl PathSet {
     /// components).
     pub fn watch_dirs(&self) -> Vec<WatchDir> {
         let mut out: Vec<WatchDir> = Vec::new();
-        for pattern in &self.include {
+        for (pattern, _) in &self.include {
             let path = Path::new(pattern);
             let mut fixed = PathBuf::new();
             let mut recursive = false;

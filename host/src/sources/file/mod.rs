@@ -429,11 +429,13 @@ impl FileSource {
             let more = self.read_turn(i);
             busy |= more;
             let now = Instant::now();
-            let f = &mut self.files[i];
-            let mut expired = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
-            f.flush_expired(now, &mut expired);
-            let id = f.id;
-            self.emit(id, expired);
+            if self.files[i].deadline().is_some_and(|d| now >= d) {
+                let f = &mut self.files[i];
+                let mut expired = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
+                f.flush_expired(now, &mut expired);
+                let id = f.id;
+                self.emit(id, expired);
+            }
             let f = &self.files[i];
             if more && f.state != FileState::Live {
                 // Files are in discovery order: finish a rotated file before reading the newer
