@@ -48,6 +48,8 @@ pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 /// A deleted file is released this long after its last byte at most.
 const DELETED_WAIT: Duration = Duration::from_secs(1);
+/// Shortest sleep between two rounds waiting for a rotated file to be released.
+const MIN_WAIT: Duration = Duration::from_millis(10);
 /// Chunks read from one file before the others get a turn.
 const CHUNKS_PER_TURN: usize = 32;
 
@@ -159,7 +161,9 @@ impl FileSource {
                     deadline = deadline.min(d);
                 }
                 if let Some(w) = self.release_wait(f) {
-                    deadline = deadline.min(f.last_activity + w);
+                    // Never in the past: a file that cannot be released yet (a read error kept
+                    // it from its end) must not turn this loop into a spin.
+                    deadline = deadline.min((f.last_activity + w).max(now + MIN_WAIT));
                 }
             }
             self.wake
