@@ -249,3 +249,36 @@ fn deleted_files_are_released() {
     );
     assert_eq!(tc.stdout_lines(), 100);
 }
+
+#[test]
+fn sigterm_emits_a_pending_multiline_record() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("error.log"),
+        "2026-11-22 10:00:00 ERROR first\n\tat a.B(B.java:1)\n2026-11-22 10:00:01 ERROR second\n\tat c.D(D.java:2)\n",
+    )
+    .unwrap();
+    let mut tc = Tailcar::start(
+        dir.path(),
+        &[
+            "tail",
+            "--multiline-start",
+            r"^\d{4}-",
+            "--multiline-timeout",
+            "1h",
+            "error.log",
+        ],
+    );
+    // The first record is complete (the second started); the second waits for its successor.
+    tc.wait_lines(2, T);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        tc.stdout(),
+        b"2026-11-22 10:00:00 ERROR first\n\tat a.B(B.java:1)\n"
+    );
+    tc.stop();
+    assert_eq!(
+        String::from_utf8(tc.stdout()).unwrap(),
+        "2026-11-22 10:00:00 ERROR first\n\tat a.B(B.java:1)\n2026-11-22 10:00:01 ERROR second\n\tat c.D(D.java:2)\n"
+    );
+}
