@@ -106,6 +106,7 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
         let stats = Arc::new(StreamStats::default());
         let source = FileSource::new(
             plan.tailer.clone(),
+            crate::transforms::Chain::new(&plan.transforms),
             Arc::clone(&ledger),
             router,
             Arc::clone(&watcher),

@@ -9,6 +9,10 @@
 //! just past the line's terminator ([`Record::offset`]), and flags. What every record of a batch
 //! shares, and so is stored once per batch: the stream name and source path ([`Source`]) and the
 //! time the bytes were read ([`Batch::read_at`]).
+//!
+//! Parsers fill typed [`Fields`] per record; a batch without any parser has none (no
+//! allocation). When present, `fields[i]` belongs to `records[i]`; [`Batch::retain`] keeps the
+//! two aligned when filters drop records.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +49,10 @@ pub const FLAG_UNTERMINATED: u8 = 2;
 /// Several physical lines joined by the multiline start pattern.
 pub const FLAG_MULTILINE: u8 = 4;
 
+/// Structured fields of one record: names to typed values (string, integer, float, bool, and
+/// nested objects or arrays), in the order they were set.
+pub type Fields = serde_json::Map<String, serde_json::Value>;
+
 /// A group of records from one file, in file order.
 #[derive(Debug)]
 pub struct Batch {
@@ -54,6 +62,8 @@ pub struct Batch {
     /// The records' bytes, packed; records index into it.
     pub data: Vec<u8>,
     pub records: Vec<Record>,
+    /// Empty, or one entry per record (see [`Batch::fields_mut`]).
+    pub fields: Vec<Fields>,
 }
 
 impl Batch {
@@ -63,6 +73,7 @@ impl Batch {
             read_at,
             data: Vec::new(),
             records: Vec::new(),
+            fields: Vec::new(),
         }
     }
 
@@ -105,6 +116,37 @@ impl Batch {
         self.records.last().map(|r| r.offset)
     }
 
+    /// The records' fields, one (possibly empty) map per record, creating them if needed.
+    pub fn fields_mut(&mut self) -> &mut Vec<Fields> {
+        if self.fields.len() != self.records.len() {
+            self.fields.resize_with(self.records.len(), Fields::new);
+        }
+        &mut self.fields
+    }
+
+    /// The fields of record `i`, if any were set.
+    pub fn fields(&self, i: usize) -> Option<&Fields> {
+        self.fields.get(i).filter(|f| !f.is_empty())
+    }
+
+    /// Keeps the records for which `keep(index)` is true (and their fields). The dropped
+    /// records' bytes stay in `data`; the batch's acknowledgement still covers them.
+    pub fn retain(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let flags: Vec<bool> = (0..self.records.len()).map(&mut keep).collect();
+        let mut i = 0;
+        self.records.retain(|_| {
+            i += 1;
+            flags[i - 1]
+        });
+        if !self.fields.is_empty() {
+            let mut i = 0;
+            self.fields.retain(|_| {
+                i += 1;
+                flags[i - 1]
+            });
+        }
+    }
+
     /// Total bytes of the records' lines.
     pub fn line_bytes(&self) -> usize {
         self.records.iter().map(|r| r.len as usize).sum()
@@ -131,5 +173,26 @@ mod tests {
         assert_eq!(b.line(&b.records[2]), b"third\0");
         assert_eq!(b.end_offset(), Some(14));
         assert_eq!(b.line_bytes(), 11);
+    }
+
+    #[test]
+    fn retain_keeps_records_and_fields_aligned() {
+        let src = Arc::new(Source {
+            stream: "s".into(),
+            path: "/x".into(),
+        });
+        let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
+        for (i, l) in ["a", "b", "c", "d"].iter().enumerate() {
+            b.push_line(l.as_bytes(), i as u64 + 1, 0);
+        }
+        assert!(b.fields(0).is_none());
+        for (i, f) in b.fields_mut().iter_mut().enumerate() {
+            f.insert("n".into(), i.into());
+        }
+        b.retain(|i| i % 2 == 1);
+        let lines: Vec<&[u8]> = b.records.iter().map(|r| b.line(r)).collect();
+        assert_eq!(lines, vec![b"b".as_slice(), b"d".as_slice()]);
+        assert_eq!(b.fields(1).unwrap()["n"], 3);
+        assert_eq!(b.fields.len(), 2);
     }
 }

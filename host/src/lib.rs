@@ -4,7 +4,8 @@
 //! The data flows one way, and the modules follow it:
 //!
 //! - [`sources::file`]: discover, watch, read, frame (and join multiline) files → [`event::Batch`]
-//! - (parsers, filters and WASM plugins plug in here: later work)
+//! - [`transforms`]: parsers fill typed fields, enrichment adds fields (filters and WASM plugins
+//!   plug in here too: later work)
 //! - [`route`]: hand each batch to the stream's sinks, blocking when one is full (backpressure)
 //! - [`sinks`]: deliver (`stdout`, `file`), then resolve the batch's ack
 //! - [`checkpoint`]: acks flow back to the ledger, which commits offsets in read order; the store
@@ -22,3 +23,4 @@ pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod stats;
+pub mod transforms;

@@ -135,6 +135,8 @@ impl TailArgs {
             max_line_bytes: self.max_line_bytes,
             poll_interval: self.poll_interval,
             rotate_wait: self.rotate_wait,
+            parser: None,
+            fields: IndexMap::new(),
         };
         let config = Config {
             checkpoint_dir: self.checkpoint_dir,

@@ -15,6 +15,10 @@ pub struct StreamStats {
     pub files_opened: AtomicU64,
     pub rotations: AtomicU64,
     pub truncations: AtomicU64,
+    /// Lines a parser could not parse (kept, with a `parse_error` field).
+    pub parse_errors: AtomicU64,
+    /// Captured values that did not convert to their configured type (kept as text).
+    pub type_errors: AtomicU64,
 }
 
 impl StreamStats {
@@ -34,6 +38,8 @@ impl StreamStats {
             files_opened = g(&self.files_opened),
             rotations = g(&self.rotations),
             truncations = g(&self.truncations),
+            parse_errors = g(&self.parse_errors),
+            type_errors = g(&self.type_errors),
             "stream statistics"
         );
     }

@@ -21,6 +21,9 @@ use crate::sources::file::discover::PathSet;
 use crate::sources::file::multiline::MultilineRule;
 use crate::sources::file::watcher::WatchMode;
 use crate::sources::file::{StartAt, TailerSettings};
+use crate::transforms::TransformSpec;
+use crate::transforms::fields::AddFields;
+use crate::transforms::parsers::ParserSpec;
 
 /// Bytes read from a file at a time (and the largest plain batch, plus a partial line).
 pub const READ_CHUNK: usize = 128 * 1024;
@@ -75,6 +78,12 @@ pub struct StreamConfig {
     /// How long a rotated file must stay quiet at its end before it is released.
     #[serde(default = "defaults::rotate_wait", with = "humantime_serde")]
     pub rotate_wait: Duration,
+    /// How to parse each line into fields: `json`, `{ type: regexp, pattern: ... }`, `none`.
+    #[serde(default)]
+    pub parser: Option<ParserSpec>,
+    /// Fields set on every record (after the parser): `{ cluster: prod-eu-1 }`.
+    #[serde(default)]
+    pub fields: IndexMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,6 +166,8 @@ impl std::error::Error for ConfigError {}
 #[derive(Debug, Clone)]
 pub struct StreamPlan {
     pub tailer: TailerSettings,
+    /// Parsers and enrichment, in the order they run.
+    pub transforms: Vec<TransformSpec>,
     pub sinks: Vec<Arc<str>>,
 }
 
@@ -284,7 +295,23 @@ impl Config {
                     })
                 }
             };
+            let mut transforms = Vec::new();
+            if let Some(ParserSpec(p)) = &s.parser {
+                let parser = p
+                    .build()
+                    .map_err(|(k, reason)| err(at(&format!("parser.{k}")), reason))?;
+                transforms.extend(parser.map(TransformSpec::Parser));
+            }
+            if !s.fields.is_empty() {
+                let fields = s
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                transforms.push(TransformSpec::AddFields(AddFields { fields }));
+            }
             streams.push(StreamPlan {
+                transforms,
                 tailer: TailerSettings {
                     stream: name.as_str().into(),
                     paths,
@@ -376,6 +403,9 @@ impl Topology {
                     m.start.as_str(),
                     humantime::format_duration(m.timeout)
                 ));
+            }
+            for t in &s.transforms {
+                out.push_str(&format!("  {}\n", t.describe()));
             }
             let sinks: Vec<&str> = s.sinks.iter().map(|s| &**s).collect();
             out.push_str(&format!("  -> {}\n", sinks.join(", ")));

@@ -42,6 +42,8 @@ struct JsonRecord<'a> {
     unterminated: bool,
     #[serde(skip_serializing_if = "is_false")]
     multiline: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a crate::event::Fields>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -62,7 +64,7 @@ pub fn encode_batch(batch: &Batch, format: Format, out: &mut impl Write) -> io::
                 .map(|t| t.to_string())
                 .unwrap_or_default();
             let file = batch.source.path.to_string_lossy();
-            for r in &batch.records {
+            for (i, r) in batch.records.iter().enumerate() {
                 let rec = JsonRecord {
                     timestamp: &timestamp,
                     stream: &batch.source.stream,
@@ -72,6 +74,7 @@ pub fn encode_batch(batch: &Batch, format: Format, out: &mut impl Write) -> io::
                     split: r.flags & FLAG_SPLIT != 0,
                     unterminated: r.flags & FLAG_UNTERMINATED != 0,
                     multiline: r.flags & FLAG_MULTILINE != 0,
+                    fields: batch.fields(i),
                 };
                 serde_json::to_writer(&mut *out, &rec)?;
                 out.write_all(b"\n")?;
@@ -100,6 +103,21 @@ mod tests {
         b.push_line(b"GET / 200", 10, 0);
         b.push_line(b"bad \xff utf8 \0 nul", 27, FLAG_UNTERMINATED);
         b
+    }
+
+    #[test]
+    fn json_carries_fields_when_a_parser_set_them() {
+        let mut b = batch();
+        b.fields_mut()[1].insert("status".into(), 200.into());
+        let mut out = Vec::new();
+        encode_batch(&b, Format::Json, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(lines[0].get("fields").is_none(), "no empty fields object");
+        assert_eq!(lines[1]["fields"], serde_json::json!({"status": 200}));
     }
 
     #[test]

@@ -41,6 +41,7 @@ use crate::event::{Batch, Source};
 use crate::route::Router;
 use crate::shutdown::Shutdown;
 use crate::stats::StreamStats;
+use crate::transforms::Chain;
 
 /// How often the paths are expanded again to find new files.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
@@ -80,6 +81,8 @@ pub struct TailerSettings {
 
 pub struct FileSource {
     settings: TailerSettings,
+    /// Parsers and enrichment, run on each batch before it is routed.
+    transforms: Chain,
     ledger: Arc<Ledger>,
     router: Router,
     watcher: Arc<Watcher>,
@@ -97,6 +100,7 @@ pub struct FileSource {
 impl FileSource {
     pub fn new(
         settings: TailerSettings,
+        transforms: Chain,
         ledger: Arc<Ledger>,
         router: Router,
         watcher: Arc<Watcher>,
@@ -105,6 +109,7 @@ impl FileSource {
     ) -> Self {
         FileSource {
             settings,
+            transforms,
             ledger,
             router,
             watcher,
@@ -560,13 +565,15 @@ impl FileSource {
             "released file");
     }
 
-    /// Issues an ack for a non-empty batch and routes it.
-    fn emit(&self, id: crate::checkpoint::FileId, batch: Batch) {
+    /// Issues an ack for a non-empty batch, runs the transforms, and routes it. The ack is for
+    /// the offset the batch was read up to, whatever the transforms keep of it.
+    fn emit(&mut self, id: crate::checkpoint::FileId, mut batch: Batch) {
         let Some(end) = batch.end_offset() else {
             return;
         };
         StreamStats::add(&self.stats.lines, batch.len() as u64);
         let ack = self.ledger.issue(id, end);
+        self.transforms.process(&mut batch, &self.stats);
         self.router.send(batch, ack);
     }
 

@@ -1,0 +1,69 @@
+//! Transforms: what happens to a stream's batches between framing and routing — parsers that
+//! fill typed fields from the line, enrichment, and (later) filters and WASM plugins.
+//!
+//! A transform works on a whole [`Batch`] at a time, on the stream's own thread. It may set
+//! fields and drop records ([`Batch::retain`]); it never changes which bytes of the file the
+//! batch covers, so the batch's acknowledgement (issued for its end offset before the chain
+//! runs) still commits lines that a filter dropped. A line a parser cannot parse is kept, with a
+//! `parse_error` field, and counted: nothing is dropped silently.
+
+pub mod fields;
+pub mod parsers;
+
+use crate::event::Batch;
+use crate::stats::StreamStats;
+
+/// One step of a stream's chain.
+pub trait Transform: Send {
+    /// Transforms `batch` in place, counting what it did into `stats`.
+    fn process(&mut self, batch: &mut Batch, stats: &StreamStats);
+}
+
+/// A validated transform configuration, built into a [`Transform`] when the stream starts.
+#[derive(Debug, Clone)]
+pub enum TransformSpec {
+    Parser(parsers::Parser),
+    AddFields(fields::AddFields),
+}
+
+impl TransformSpec {
+    /// A one-line description for `tailcar check`.
+    pub fn describe(&self) -> String {
+        match self {
+            TransformSpec::Parser(p) => format!("parser: {}", p.describe()),
+            TransformSpec::AddFields(f) => {
+                let keys: Vec<&str> = f.fields.keys().map(String::as_str).collect();
+                format!("fields: {}", keys.join(", "))
+            }
+        }
+    }
+
+    pub fn build(&self) -> Box<dyn Transform> {
+        match self {
+            TransformSpec::Parser(p) => Box::new(p.clone()),
+            TransformSpec::AddFields(f) => Box::new(f.clone()),
+        }
+    }
+}
+
+/// Runs every transform of a stream, in order.
+pub struct Chain(Vec<Box<dyn Transform>>);
+
+impl Chain {
+    pub fn new(specs: &[TransformSpec]) -> Self {
+        Chain(specs.iter().map(TransformSpec::build).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn process(&mut self, batch: &mut Batch, stats: &StreamStats) {
+        for t in &mut self.0 {
+            if batch.is_empty() {
+                return;
+            }
+            t.process(batch, stats);
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The `regexp` parser: the named captures of `pattern` become fields, as strings unless
+//! `types` says `int`, `float` or `bool`. A capture that does not convert keeps its text and is
+//! counted (`type_errors`); a line the pattern does not match is a parse error.
+
+use indexmap::IndexMap;
+use regex::bytes::Regex;
+use serde::Deserialize;
+
+use crate::event::Fields;
+use crate::stats::StreamStats;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegexpConfig {
+    /// A regex with named captures: `(?P<status>\d+)`.
+    pub pattern: String,
+    /// Types of captures that are not strings: `{ status: int, duration: float }`.
+    #[serde(default)]
+    pub types: IndexMap<String, FieldType>,
+}
+
+/// The type a captured value is converted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    String,
+    Int,
+    Float,
+    Bool,
+}
+
+impl RegexpConfig {
+    /// Compiles the pattern; the error is `(key, reason)`.
+    pub fn build(&self) -> Result<Regexp, (String, String)> {
+        let regex = Regex::new(&self.pattern).map_err(|e| {
+            let reason = e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            ("pattern".to_string(), format!("invalid regex: {reason}"))
+        })?;
+        let names: Vec<&str> = regex.capture_names().flatten().collect();
+        if names.is_empty() {
+            return Err((
+                "pattern".into(),
+                "has no named captures (write (?P<name>...))".into(),
+            ));
+        }
+        for k in self.types.keys() {
+            if !names.contains(&k.as_str()) {
+                return Err((
+                    format!("types.{k}"),
+                    format!("no capture named `{k}` in the pattern"),
+                ));
+            }
+        }
+        let captures = regex
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                n.map(|n| {
+                    (
+                        i,
+                        n.to_string(),
+                        self.types.get(n).copied().unwrap_or(FieldType::String),
+                    )
+                })
+            })
+            .collect();
+        Ok(Regexp { regex, captures })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Regexp {
+    regex: Regex,
+    /// Capture index, field name, type.
+    captures: Vec<(usize, String, FieldType)>,
+}
+
+impl Regexp {
+    pub fn pattern(&self) -> &str {
+        self.regex.as_str()
+    }
+
+    pub fn parse(
+        &self,
+        line: &[u8],
+        fields: &mut Fields,
+        stats: &StreamStats,
+    ) -> Result<(), String> {
+        let caps = self
+            .regex
+            .captures(line)
+            .ok_or("line does not match the pattern")?;
+        for (i, name, ty) in &self.captures {
+            let Some(m) = caps.get(*i) else { continue };
+            let text = String::from_utf8_lossy(m.as_bytes());
+            let value = match convert(&text, *ty) {
+                Some(v) => v,
+                None => {
+                    StreamStats::add(&stats.type_errors, 1);
+                    text.clone().into_owned().into()
+                }
+            };
+            fields.insert(name.clone(), value);
+        }
+        Ok(())
+    }
+}
+
+fn convert(text: &str, ty: FieldType) -> Option<serde_json::Value> {
+    Some(match ty {
+        FieldType::String => text.into(),
+        FieldType::Int => text.parse::<i64>().ok()?.into(),
+        FieldType::Float => serde_json::Number::from_f64(text.parse::<f64>().ok()?)?.into(),
+        FieldType::Bool => match text {
+            "true" | "TRUE" | "True" | "1" | "yes" => true.into(),
+            "false" | "FALSE" | "False" | "0" | "no" => false.into(),
+            _ => return None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser(pattern: &str, types: &[(&str, FieldType)]) -> Regexp {
+        RegexpConfig {
+            pattern: pattern.into(),
+            types: types.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+        }
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn named_captures_become_typed_fields() {
+        let p = parser(
+            r"^(?P<ip>\S+) (?P<status>\d+) (?P<bytes>\S+) (?P<dur>\S+) (?P<cached>\w+)( (?P<opt>x))?$",
+            &[
+                ("status", FieldType::Int),
+                ("bytes", FieldType::Int),
+                ("dur", FieldType::Float),
+                ("cached", FieldType::Bool),
+            ],
+        );
+        let stats = StreamStats::default();
+        let mut f = Fields::new();
+        p.parse(b"10.0.0.1 404 - 0.25 true", &mut f, &stats)
+            .unwrap();
+        assert_eq!(f["ip"], "10.0.0.1");
+        assert_eq!(f["status"], 404);
+        assert_eq!(
+            f["bytes"], "-",
+            "a value that does not convert keeps its text"
+        );
+        assert_eq!(f["dur"], 0.25);
+        assert_eq!(f["cached"], true);
+        assert!(
+            !f.contains_key("opt"),
+            "an optional capture that did not take part is absent"
+        );
+        assert_eq!(
+            stats.type_errors.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(
+            p.parse(b"garbage", &mut Fields::new(), &stats).unwrap_err(),
+            "line does not match the pattern"
+        );
+    }
+
+    #[test]
+    fn configuration_mistakes_are_named() {
+        let err = |pattern: &str, types: &[(&str, FieldType)]| {
+            RegexpConfig {
+                pattern: pattern.into(),
+                types: types.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+            }
+            .build()
+            .unwrap_err()
+        };
+        assert_eq!(
+            err(r"^\d+$", &[]).1,
+            "has no named captures (write (?P<name>...))"
+        );
+        assert_eq!(
+            err(r"(?P<a>\d+)", &[("b", FieldType::Int)]),
+            (
+                "types.b".into(),
+                "no capture named `b` in the pattern".into()
+            )
+        );
+        assert!(err(r"(?P<a>", &[]).1.starts_with("invalid regex:"));
+    }
+}

@@ -1,0 +1,119 @@
+//! Parsers and enrichment with the real binary, on real lines: the Apache access sample through
+//! a `regexp` parser, JSON lines (and lines that are not JSON), static fields.
+
+mod support;
+
+use std::fs;
+
+use support::*;
+
+/// The combined log format, written as a user would.
+const COMBINED: &str = r#"^(?P<remote>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<path>\S*) (?P<protocol>[^"]*)" (?P<status>\d{3}) (?P<bytes>\S+) "(?P<referrer>[^"]*)" "(?P<agent>[^"]*)"$"#;
+
+fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/apache_access_10k.log"
+    );
+    fs::copy(sample, d.join("access.log")).unwrap();
+    let config = format!(
+        "streams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {{ type: regexp, pattern: '{pattern}', types: {{ status: int, bytes: int }} }}\n    fields: {{ cluster: prod-eu-1, pod: \"${{POD_NAME:-web-0}}\" }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        dir = d.display(),
+        pattern = COMBINED.replace('\'', "''"),
+    );
+    fs::write(d.join("tailcar.yaml"), config).unwrap();
+    let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
+    assert_eq!(code, Some(0), "{err}");
+    let recs = records(&d.join("out.json"));
+    assert_eq!(recs.len(), 10_000);
+    // The sample has one malformed line (its user agent lacks the closing quote): it is kept,
+    // with the reason, and counted.
+    let unparsed: Vec<usize> = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["fields"].get("parse_error").is_some())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(unparsed, vec![8898]);
+    assert_eq!(
+        recs[8898]["fields"]["parse_error"],
+        "line does not match the pattern"
+    );
+    assert!(
+        recs[8898]["line"]
+            .as_str()
+            .unwrap()
+            .ends_with("+http://www.google.com/bot.html")
+    );
+    assert!(err.contains("parse_errors=1"), "{err}");
+    // Lines whose size is `-` keep the text; they are counted as type errors.
+    let dashes = recs.iter().filter(|r| r["fields"]["bytes"] == "-").count();
+    assert!(
+        err.contains(&format!("type_errors={dashes}")),
+        "{dashes} dashes:\n{err}"
+    );
+    let first = &recs[0]["fields"];
+    assert_eq!(first["remote"], "83.149.9.216");
+    assert_eq!(first["time"], "17/May/2015:10:05:03 +0000");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(
+        first["path"],
+        "/presentations/logstash-monitorama-2013/images/kibana-search.png"
+    );
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["bytes"], 203023);
+    assert_eq!(
+        first["referrer"],
+        "http://semicomplete.com/presentations/logstash-monitorama-2013/"
+    );
+    assert_eq!(first["cluster"], "prod-eu-1");
+    assert_eq!(first["pod"], "web-0");
+}
+
+#[test]
+fn json_lines_become_fields_and_other_lines_are_kept_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(
+        d.join("app.log"),
+        "{\"level\":\"info\",\"msg\":\"started\",\"port\":8080}\nnot json at all\n{\"req\":{\"id\":\"r1\",\"ms\":12.5}}\n[1,2]\n",
+    )
+    .unwrap();
+    let config = format!(
+        "streams:\n  app:\n    paths: [{dir}/app.log]\n    parser: json\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        dir = d.display()
+    );
+    fs::write(d.join("tailcar.yaml"), config).unwrap();
+    let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
+    assert_eq!(code, Some(0), "{err}");
+    let recs = records(&d.join("out.json"));
+    assert_eq!(recs.len(), 4, "nothing is dropped");
+    assert_eq!(
+        recs[0]["fields"],
+        serde_json::json!({"level": "info", "msg": "started", "port": 8080})
+    );
+    assert_eq!(recs[1]["line"], "not json at all");
+    assert!(
+        recs[1]["fields"]["parse_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+    assert_eq!(recs[2]["fields"]["req"]["ms"], 12.5);
+    assert_eq!(
+        recs[3]["fields"]["parse_error"],
+        "not a JSON object but an array"
+    );
+    assert!(err.contains("parse_errors=2"), "{err}");
+}
