@@ -28,7 +28,7 @@ fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
     );
     fs::copy(sample, d.join("access.log")).unwrap();
     let config = format!(
-        "streams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {{ type: regexp, pattern: '{pattern}', types: {{ status: int, bytes: int }} }}\n    fields: {{ cluster: prod-eu-1, pod: \"${{POD_NAME:-web-0}}\" }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        "streams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {{ type: regexp, pattern: '{pattern}', types: {{ status: int, bytes: int }}, time_key: time, time_format: '%d/%b/%Y:%H:%M:%S %z' }}\n    fields: {{ cluster: prod-eu-1, pod: \"${{POD_NAME:-web-0}}\" }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
         dir = d.display(),
         pattern = COMBINED.replace('\'', "''"),
     );
@@ -79,6 +79,8 @@ fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
     );
     assert_eq!(first["cluster"], "prod-eu-1");
     assert_eq!(first["pod"], "web-0");
+    assert_eq!(recs[0]["timestamp"], "2015-05-17T10:05:03Z", "the event time, from time_key");
+    assert!(err.contains("time_errors=0"), "{err}");
 }
 
 #[test]

@@ -64,6 +64,9 @@ pub struct Batch {
     pub records: Vec<Record>,
     /// Empty, or one entry per record (see [`Batch::fields_mut`]).
     pub fields: Vec<Fields>,
+    /// Empty, or one event time per record, set by a parser's `time_key` (see
+    /// [`Batch::event_time`]).
+    pub times: Vec<Option<jiff::Timestamp>>,
 }
 
 impl Batch {
@@ -74,6 +77,7 @@ impl Batch {
             data: Vec::new(),
             records: Vec::new(),
             fields: Vec::new(),
+            times: Vec::new(),
         }
     }
 
@@ -124,6 +128,24 @@ impl Batch {
         &mut self.fields
     }
 
+    /// The event times, one per record, creating them (unset) if needed.
+    pub fn times_mut(&mut self) -> &mut Vec<Option<jiff::Timestamp>> {
+        if self.times.len() != self.records.len() {
+            self.times.resize(self.records.len(), None);
+        }
+        &mut self.times
+    }
+
+    /// When record `i` happened: its parsed event time, else the time it was read.
+    pub fn event_time(&self, i: usize) -> jiff::Timestamp {
+        self.times
+            .get(i)
+            .copied()
+            .flatten()
+            .or_else(|| jiff::Timestamp::try_from(self.read_at).ok())
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    }
+
     /// The fields of record `i`, if any were set.
     pub fn fields(&self, i: usize) -> Option<&Fields> {
         self.fields.get(i).filter(|f| !f.is_empty())
@@ -141,6 +163,13 @@ impl Batch {
         if !self.fields.is_empty() {
             let mut i = 0;
             self.fields.retain(|_| {
+                i += 1;
+                flags[i - 1]
+            });
+        }
+        if !self.times.is_empty() {
+            let mut i = 0;
+            self.times.retain(|_| {
                 i += 1;
                 flags[i - 1]
             });

@@ -19,6 +19,8 @@ pub struct StreamStats {
     pub parse_errors: AtomicU64,
     /// Captured values that did not convert to their configured type (kept as text).
     pub type_errors: AtomicU64,
+    /// Records whose `time_key` was missing or did not parse (they keep the read time).
+    pub time_errors: AtomicU64,
 }
 
 impl StreamStats {
@@ -40,6 +42,7 @@ impl StreamStats {
             truncations = g(&self.truncations),
             parse_errors = g(&self.parse_errors),
             type_errors = g(&self.type_errors),
+            time_errors = g(&self.time_errors),
             "stream statistics"
         );
     }

@@ -9,6 +9,7 @@
 
 pub mod fields;
 pub mod parsers;
+pub mod time;
 
 use crate::event::Batch;
 use crate::stats::StreamStats;

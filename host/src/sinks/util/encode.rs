@@ -60,13 +60,14 @@ pub fn encode_batch(batch: &Batch, format: Format, out: &mut impl Write) -> io::
             }
         }
         Format::Json => {
-            let timestamp = jiff::Timestamp::try_from(batch.read_at)
+            let read_at = jiff::Timestamp::try_from(batch.read_at)
                 .map(|t| t.to_string())
                 .unwrap_or_default();
             let file = batch.source.path.to_string_lossy();
             for (i, r) in batch.records.iter().enumerate() {
+                let event_time = batch.times.get(i).copied().flatten().map(|t| t.to_string());
                 let rec = JsonRecord {
-                    timestamp: &timestamp,
+                    timestamp: event_time.as_deref().unwrap_or(&read_at),
                     stream: &batch.source.stream,
                     file: &file,
                     offset: r.offset,

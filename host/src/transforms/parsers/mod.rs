@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::event::{Batch, Fields};
 use crate::stats::StreamStats;
 use crate::transforms::Transform;
+use crate::transforms::time::{TimeFrom, TimeOptions};
 
 /// The field a parser sets when a line does not parse.
 pub const PARSE_ERROR: &str = "parse_error";
@@ -24,19 +25,40 @@ pub enum ParserConfig {
     /// No parsing: the line is shipped as it is.
     None(NoOptions),
     /// The line is a JSON object; its members become fields (nested objects kept).
-    Json(NoOptions),
+    Json(JsonConfig),
     /// Named captures of a regex become fields.
     Regexp(regexp::RegexpConfig),
 }
 
+/// Options of `parser: { type: json, ... }`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JsonConfig {
+    /// The field holding the event time (see [`TimeOptions`]).
+    pub time_key: Option<String>,
+    pub time_format: Option<String>,
+    pub time_zone: Option<String>,
+}
+
 impl ParserConfig {
-    /// Validates and compiles; the error is the reason (the caller adds where).
+    /// Validates and compiles; the error is `(key, reason)`, the key relative to the parser.
     pub fn build(&self) -> Result<Option<Parser>, (String, String)> {
-        Ok(match self {
-            ParserConfig::None(_) => None,
-            ParserConfig::Json(_) => Some(Parser::Json),
-            ParserConfig::Regexp(c) => Some(Parser::Regexp(c.build()?)),
-        })
+        let (kind, time) = match self {
+            ParserConfig::None(_) => return Ok(None),
+            ParserConfig::Json(c) => (
+                ParserKind::Json,
+                TimeOptions {
+                    time_key: c.time_key.clone(),
+                    time_format: c.time_format.clone(),
+                    time_zone: c.time_zone.clone(),
+                },
+            ),
+            ParserConfig::Regexp(c) => (ParserKind::Regexp(c.build()?), c.time_options()),
+        };
+        Ok(Some(Parser {
+            kind,
+            time: time.build()?,
+        }))
     }
 }
 
@@ -60,7 +82,7 @@ impl<'de> Deserialize<'de> for ParserSpec {
             fn visit_str<E: de::Error>(self, name: &str) -> Result<ParserSpec, E> {
                 match name {
                     "none" => Ok(ParserSpec(ParserConfig::None(NoOptions {}))),
-                    "json" => Ok(ParserSpec(ParserConfig::Json(NoOptions {}))),
+                    "json" => Ok(ParserSpec(ParserConfig::Json(JsonConfig::default()))),
                     "regexp" => Err(E::custom(
                         "parser `regexp` needs options: write { type: regexp, pattern: '...' }",
                     )),
@@ -76,26 +98,36 @@ impl<'de> Deserialize<'de> for ParserSpec {
     }
 }
 
-/// A compiled parser.
+/// A compiled parser: how to read fields from a line, and optionally the event time from them.
 #[derive(Debug, Clone)]
-pub enum Parser {
+pub struct Parser {
+    kind: ParserKind,
+    time: Option<TimeFrom>,
+}
+
+#[derive(Debug, Clone)]
+enum ParserKind {
     Json,
     Regexp(regexp::Regexp),
 }
 
 impl Parser {
     pub fn describe(&self) -> String {
-        match self {
-            Parser::Json => "json".into(),
-            Parser::Regexp(r) => format!("regexp {}", r.pattern()),
+        let what = match &self.kind {
+            ParserKind::Json => "json".to_string(),
+            ParserKind::Regexp(r) => format!("regexp {}", r.pattern()),
+        };
+        match &self.time {
+            Some(t) => format!("{what}, time from {}", t.key()),
+            None => what,
         }
     }
 
     /// Parses one line into `fields`; `Err` is the reason it did not parse.
     fn parse(&self, line: &[u8], fields: &mut Fields, stats: &StreamStats) -> Result<(), String> {
-        match self {
-            Parser::Json => json::parse(line, fields),
-            Parser::Regexp(r) => r.parse(line, fields, stats),
+        match &self.kind {
+            ParserKind::Json => json::parse(line, fields),
+            ParserKind::Regexp(r) => r.parse(line, fields, stats),
         }
     }
 }
@@ -103,22 +135,34 @@ impl Parser {
 impl Transform for Parser {
     fn process(&mut self, batch: &mut Batch, stats: &StreamStats) {
         batch.fields_mut();
-        let mut errors = 0;
+        if self.time.is_some() {
+            batch.times_mut();
+        }
+        let (mut errors, mut time_errors) = (0, 0);
         let Batch {
             data,
             records,
             fields,
+            times,
             ..
         } = batch;
-        for (r, f) in records.iter().zip(fields.iter_mut()) {
+        for (i, (r, f)) in records.iter().zip(fields.iter_mut()).enumerate() {
             let start = r.start as usize;
             let line = &data[start..start + r.len as usize];
             if let Err(reason) = self.parse(line, f, stats) {
                 f.insert(PARSE_ERROR.into(), reason.into());
                 errors += 1;
+                continue;
+            }
+            if let Some(t) = &self.time {
+                match t.extract(f) {
+                    Ok(ts) => times[i] = Some(ts),
+                    Err(_) => time_errors += 1,
+                }
             }
         }
         StreamStats::add(&stats.parse_errors, errors);
+        StreamStats::add(&stats.time_errors, time_errors);
     }
 }
 
@@ -129,7 +173,7 @@ mod tests {
     #[test]
     fn parser_spec_takes_a_name_or_a_map() {
         let p: ParserSpec = serde_yaml::from_str("json").unwrap();
-        assert_eq!(p.0, ParserConfig::Json(NoOptions {}));
+        assert_eq!(p.0, ParserConfig::Json(JsonConfig::default()));
         let p: ParserSpec = serde_yaml::from_str("{ type: regexp, pattern: '(?P<a>.)' }").unwrap();
         assert!(matches!(p.0, ParserConfig::Regexp(_)));
         let e = serde_yaml::from_str::<ParserSpec>("nginks")

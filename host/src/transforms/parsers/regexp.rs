@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use crate::event::Fields;
 use crate::stats::StreamStats;
+use crate::transforms::time::TimeOptions;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RegexpConfig {
     /// A regex with named captures: `(?P<status>\d+)`.
@@ -17,6 +18,10 @@ pub struct RegexpConfig {
     /// Types of captures that are not strings: `{ status: int, duration: float }`.
     #[serde(default)]
     pub types: IndexMap<String, FieldType>,
+    /// The capture holding the event time (see [`TimeOptions`]).
+    pub time_key: Option<String>,
+    pub time_format: Option<String>,
+    pub time_zone: Option<String>,
 }
 
 /// The type a captured value is converted to.
@@ -30,6 +35,14 @@ pub enum FieldType {
 }
 
 impl RegexpConfig {
+    pub fn time_options(&self) -> TimeOptions {
+        TimeOptions {
+            time_key: self.time_key.clone(),
+            time_format: self.time_format.clone(),
+            time_zone: self.time_zone.clone(),
+        }
+    }
+
     /// Compiles the pattern; the error is `(key, reason)`.
     pub fn build(&self) -> Result<Regexp, (String, String)> {
         let regex = Regex::new(&self.pattern).map_err(|e| {
@@ -45,6 +58,16 @@ impl RegexpConfig {
             return Err((
                 "pattern".into(),
                 "has no named captures (write (?P<name>...))".into(),
+            ));
+        }
+        if let Some(k) = self
+            .time_key
+            .as_ref()
+            .filter(|k| !names.contains(&k.as_str()))
+        {
+            return Err((
+                "time_key".into(),
+                format!("no capture named `{k}` in the pattern"),
             ));
         }
         for k in self.types.keys() {
@@ -131,6 +154,7 @@ mod tests {
         RegexpConfig {
             pattern: pattern.into(),
             types: types.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+            ..Default::default()
         }
         .build()
         .unwrap()
@@ -179,6 +203,7 @@ mod tests {
             RegexpConfig {
                 pattern: pattern.into(),
                 types: types.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+                ..Default::default()
             }
             .build()
             .unwrap_err()
