@@ -79,8 +79,66 @@ fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
     );
     assert_eq!(first["cluster"], "prod-eu-1");
     assert_eq!(first["pod"], "web-0");
-    assert_eq!(recs[0]["timestamp"], "2015-05-17T10:05:03Z", "the event time, from time_key");
+    assert_eq!(
+        recs[0]["timestamp"], "2015-05-17T10:05:03Z",
+        "the event time, from time_key"
+    );
     assert!(err.contains("time_errors=0"), "{err}");
+}
+
+#[test]
+fn nginx_and_apache2_parse_every_line_of_the_apache_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/apache_access_10k.log"
+    );
+    fs::copy(sample, d.join("access.log")).unwrap();
+    for parser in ["nginx", "apache2"] {
+        let config = format!(
+            "checkpoint_dir: {dir}/ck-{parser}\nstreams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {parser}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/{parser}.json, format: json }}\n",
+            dir = d.display()
+        );
+        fs::write(d.join("tailcar.yaml"), config).unwrap();
+        let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
+        assert_eq!(code, Some(0), "{err}");
+        let recs = records(&d.join(format!("{parser}.json")));
+        assert_eq!(recs.len(), 10_000);
+        assert!(
+            err.contains("parse_errors=0") && err.contains("time_errors=0"),
+            "{parser}:\n{err}"
+        );
+        let f = &recs[0]["fields"];
+        assert_eq!(
+            (
+                f["remote_addr"].as_str(),
+                f["method"].as_str(),
+                f["status"].as_i64(),
+                f["bytes"].as_i64()
+            ),
+            (Some("83.149.9.216"), Some("GET"), Some(200), Some(203023))
+        );
+        assert_eq!(recs[0]["timestamp"], "2015-05-17T10:05:03Z");
+        // The line cut short inside its user agent.
+        assert_eq!(
+            recs[8898]["fields"]["user_agent"],
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html"
+        );
+        assert_eq!(
+            recs[8898]["fields"]["path"],
+            "/scripts/grok-py-test/configlib.py"
+        );
+        assert_eq!(recs[8898]["fields"]["bytes"], 235);
+        let last = &recs[9999]["fields"];
+        assert_eq!(last["remote_addr"], "46.105.14.53", "{last}");
+        assert_eq!(last["path"], "/blog/tags/puppet?flav=rss20");
+        assert_eq!(
+            last["user_agent"],
+            "UniversalFeedParser/4.2-pre-314-svn +http://feedparser.org/"
+        );
+        assert_eq!(recs[9999]["timestamp"], "2015-05-20T21:05:15Z");
+    }
 }
 
 #[test]

@@ -103,6 +103,10 @@ impl TimeFrom {
         &self.key
     }
 
+    pub fn zone(&self) -> &TimeZone {
+        &self.zone
+    }
+
     /// The event time in `fields`; `Err` says why there is none.
     pub fn extract(&self, fields: &Fields) -> Result<Timestamp, String> {
         let value = fields

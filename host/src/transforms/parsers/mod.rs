@@ -2,6 +2,7 @@
 //! `parser: { type: NAME, ... }`. A line that does not parse keeps its bytes and gets a
 //! `parse_error` field (the reason), and the stream's `parse_errors` counter goes up.
 
+pub mod access;
 pub mod json;
 pub mod regexp;
 
@@ -18,6 +19,9 @@ use crate::transforms::time::{TimeFrom, TimeOptions};
 /// The field a parser sets when a line does not parse.
 pub const PARSE_ERROR: &str = "parse_error";
 
+/// The parser names, for error messages.
+const NAMES: &[&str] = &["none", "json", "regexp", "nginx", "apache2", "apache_error"];
+
 /// A parser's configuration as written in the YAML.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -28,6 +32,19 @@ pub enum ParserConfig {
     Json(JsonConfig),
     /// Named captures of a regex become fields.
     Regexp(regexp::RegexpConfig),
+    /// nginx's combined (or common) access log.
+    Nginx(NoOptions),
+    /// Apache's combined (or common) access log: the same format and fields as `nginx`.
+    Apache2(NoOptions),
+    /// Apache's error log; its times have no offset and are read in `time_zone` (default UTC).
+    ApacheError(ZoneOptions),
+}
+
+/// Options of parsers whose times carry no offset.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneOptions {
+    pub time_zone: Option<String>,
 }
 
 /// Options of `parser: { type: json, ... }`.
@@ -54,6 +71,19 @@ impl ParserConfig {
                 },
             ),
             ParserConfig::Regexp(c) => (ParserKind::Regexp(c.build()?), c.time_options()),
+            ParserConfig::Nginx(_) | ParserConfig::Apache2(_) => {
+                (ParserKind::Access, TimeOptions::default())
+            }
+            ParserConfig::ApacheError(z) => {
+                // Validate the zone through the shared time options.
+                let opts = TimeOptions {
+                    time_key: Some("time".into()),
+                    time_format: Some("%c".into()),
+                    time_zone: z.time_zone.clone(),
+                };
+                let zone = opts.build()?.expect("time_key set").zone().clone();
+                (ParserKind::ApacheError(zone), TimeOptions::default())
+            }
         };
         Ok(Some(Parser {
             kind,
@@ -83,10 +113,15 @@ impl<'de> Deserialize<'de> for ParserSpec {
                 match name {
                     "none" => Ok(ParserSpec(ParserConfig::None(NoOptions {}))),
                     "json" => Ok(ParserSpec(ParserConfig::Json(JsonConfig::default()))),
+                    "nginx" => Ok(ParserSpec(ParserConfig::Nginx(NoOptions {}))),
+                    "apache2" => Ok(ParserSpec(ParserConfig::Apache2(NoOptions {}))),
+                    "apache_error" => Ok(ParserSpec(ParserConfig::ApacheError(
+                        ZoneOptions::default(),
+                    ))),
                     "regexp" => Err(E::custom(
                         "parser `regexp` needs options: write { type: regexp, pattern: '...' }",
                     )),
-                    other => Err(E::unknown_variant(other, &["none", "json", "regexp"])),
+                    other => Err(E::unknown_variant(other, NAMES)),
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ParserSpec, A::Error> {
@@ -109,6 +144,8 @@ pub struct Parser {
 enum ParserKind {
     Json,
     Regexp(regexp::Regexp),
+    Access,
+    ApacheError(jiff::tz::TimeZone),
 }
 
 impl Parser {
@@ -116,6 +153,8 @@ impl Parser {
         let what = match &self.kind {
             ParserKind::Json => "json".to_string(),
             ParserKind::Regexp(r) => format!("regexp {}", r.pattern()),
+            ParserKind::Access => "access log (combined or common)".to_string(),
+            ParserKind::ApacheError(_) => "apache error log".to_string(),
         };
         match &self.time {
             Some(t) => format!("{what}, time from {}", t.key()),
@@ -123,19 +162,32 @@ impl Parser {
         }
     }
 
-    /// Parses one line into `fields`; `Err` is the reason it did not parse.
-    fn parse(&self, line: &[u8], fields: &mut Fields, stats: &StreamStats) -> Result<(), String> {
+    /// Parses one line into `fields`, returning the event time when the format carries one;
+    /// `Err` is the reason the line did not parse.
+    fn parse(
+        &self,
+        line: &[u8],
+        fields: &mut Fields,
+        stats: &StreamStats,
+    ) -> Result<Option<jiff::Timestamp>, String> {
         match &self.kind {
-            ParserKind::Json => json::parse(line, fields),
-            ParserKind::Regexp(r) => r.parse(line, fields, stats),
+            ParserKind::Json => json::parse(line, fields).map(|()| None),
+            ParserKind::Regexp(r) => r.parse(line, fields, stats).map(|()| None),
+            ParserKind::Access => access::parse_access(line, fields),
+            ParserKind::ApacheError(zone) => access::parse_apache_error(line, fields, zone),
         }
+    }
+
+    /// Whether the format itself carries the event time.
+    fn own_time(&self) -> bool {
+        matches!(self.kind, ParserKind::Access | ParserKind::ApacheError(_))
     }
 }
 
 impl Transform for Parser {
     fn process(&mut self, batch: &mut Batch, stats: &StreamStats) {
         batch.fields_mut();
-        if self.time.is_some() {
+        if self.time.is_some() || self.own_time() {
             batch.times_mut();
         }
         let (mut errors, mut time_errors) = (0, 0);
@@ -149,12 +201,20 @@ impl Transform for Parser {
         for (i, (r, f)) in records.iter().zip(fields.iter_mut()).enumerate() {
             let start = r.start as usize;
             let line = &data[start..start + r.len as usize];
-            if let Err(reason) = self.parse(line, f, stats) {
-                f.insert(PARSE_ERROR.into(), reason.into());
-                errors += 1;
-                continue;
-            }
-            if let Some(t) = &self.time {
+            let own_time = match self.parse(line, f, stats) {
+                Ok(t) => t,
+                Err(reason) => {
+                    f.insert(PARSE_ERROR.into(), reason.into());
+                    errors += 1;
+                    continue;
+                }
+            };
+            if self.own_time() {
+                match own_time {
+                    Some(ts) => times[i] = Some(ts),
+                    None => time_errors += 1,
+                }
+            } else if let Some(t) = &self.time {
                 match t.extract(f) {
                     Ok(ts) => times[i] = Some(ts),
                     Err(_) => time_errors += 1,
@@ -180,7 +240,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("unknown variant `nginks`, expected one of `none`, `json`, `regexp`"),
+            e.contains(
+                "unknown variant `nginks`, expected one of `none`, `json`, `regexp`, `nginx`"
+            ),
             "{e}"
         );
         let e = serde_yaml::from_str::<ParserSpec>("{ type: json, extra: 1 }")
