@@ -142,6 +142,63 @@ fn nginx_and_apache2_parse_every_line_of_the_apache_sample() {
 }
 
 #[test]
+fn the_documented_access_stream_drops_health_checks_and_enriches() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut lines = String::new();
+    for (i, path) in [
+        "/api/items",
+        "/healthz",
+        "/readyz",
+        "/api/orders",
+        "/healthz/deep",
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.push_str(&format!(
+            "10.0.0.{i} - - [22/Nov/2026:10:00:0{i} +0000] \"GET {path} HTTP/1.1\" 200 {i} \"-\" \"kube-probe/1.31\"\n"
+        ));
+    }
+    fs::write(d.join("access.log"), lines).unwrap();
+    // The issue's example stream, with a file sink standing in for Elasticsearch.
+    let config = format!(
+        r#"streams:
+  access:
+    paths: [{dir}/access.log]
+    parser: nginx
+    filters:
+      - grep: {{ exclude: {{ path: '^/(healthz|readyz)$' }} }}
+    fields: {{ cluster: prod-eu-1, pod: "${{POD_NAME:-web-0}}", namespace: "${{POD_NAMESPACE:-shop}}" }}
+    sinks: [es]
+sinks:
+  es: {{ type: file, path: {dir}/out.json, format: json }}
+"#,
+        dir = d.display()
+    );
+    fs::write(d.join("tailcar.yaml"), config).unwrap();
+    let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
+    assert_eq!(code, Some(0), "{err}");
+    let recs = records(&d.join("out.json"));
+    let paths: Vec<&str> = recs
+        .iter()
+        .map(|r| r["fields"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, vec!["/api/items", "/api/orders", "/healthz/deep"]);
+    assert_eq!(recs[1]["fields"]["namespace"], "shop");
+    assert_eq!(recs[1]["timestamp"], "2026-11-22T10:00:03Z");
+    assert!(
+        err.contains("filtered=2"),
+        "dropped records are counted:\n{err}"
+    );
+    // The dropped lines are acknowledged: a second run has nothing left to read.
+    let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(records(&d.join("out.json")).len(), 3);
+    assert!(err.contains("records=0"), "{err}");
+}
+
+#[test]
 fn json_lines_become_fields_and_other_lines_are_kept_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

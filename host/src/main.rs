@@ -137,6 +137,8 @@ impl TailArgs {
             rotate_wait: self.rotate_wait,
             parser: None,
             fields: IndexMap::new(),
+            filters: Vec::new(),
+            transform_order: Vec::new(),
         };
         let config = Config {
             checkpoint_dir: self.checkpoint_dir,

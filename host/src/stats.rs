@@ -21,6 +21,10 @@ pub struct StreamStats {
     pub type_errors: AtomicU64,
     /// Records whose `time_key` was missing or did not parse (they keep the read time).
     pub time_errors: AtomicU64,
+    /// Records dropped by `grep` filters.
+    pub filtered: AtomicU64,
+    /// Records dropped by `throttle` filters.
+    pub throttled: AtomicU64,
 }
 
 impl StreamStats {
@@ -43,6 +47,8 @@ impl StreamStats {
             parse_errors = g(&self.parse_errors),
             type_errors = g(&self.type_errors),
             time_errors = g(&self.time_errors),
+            filtered = g(&self.filtered),
+            throttled = g(&self.throttled),
             "stream statistics"
         );
     }

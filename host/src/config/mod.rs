@@ -23,6 +23,7 @@ use crate::sources::file::watcher::WatchMode;
 use crate::sources::file::{StartAt, TailerSettings};
 use crate::transforms::TransformSpec;
 use crate::transforms::fields::AddFields;
+use crate::transforms::filters::FilterSpec;
 use crate::transforms::parsers::ParserSpec;
 
 /// Bytes read from a file at a time (and the largest plain batch, plus a partial line).
@@ -81,10 +82,20 @@ pub struct StreamConfig {
     /// How to parse each line into fields: `json`, `{ type: regexp, pattern: ... }`, `none`.
     #[serde(default)]
     pub parser: Option<ParserSpec>,
-    /// Fields set on every record (after the parser): `{ cluster: prod-eu-1 }`.
+    /// Fields set on every record: `{ cluster: prod-eu-1 }`.
     #[serde(default)]
     pub fields: IndexMap<String, serde_json::Value>,
+    /// Native filters, in order: `grep`, `drop_fields`, `keep_fields`, `rename`, `throttle`.
+    #[serde(default)]
+    pub filters: Vec<FilterSpec>,
+    /// The order `parser`, `filters` and `fields` were written in (they run in that order);
+    /// filled from the YAML, `parser, filters, fields` when built in code.
+    #[serde(skip)]
+    pub transform_order: Vec<String>,
 }
+
+/// The stream keys that are transforms, in their default order.
+const TRANSFORM_KEYS: [&str; 3] = ["parser", "filters", "fields"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,7 +219,7 @@ impl Config {
     /// Parses YAML text; the error is `(key path, reason)`.
     pub fn parse(text: &str) -> Result<Config, (Option<String>, String)> {
         let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let mut path = e.path().to_string();
             let reason = e.into_inner().to_string();
             // serde_yaml also puts a key path at the front of its message: keep one, as the key
@@ -223,7 +234,24 @@ impl Config {
                 path = p;
             }
             ((path != ".").then_some(path), reason)
-        })
+        })?;
+        // The order of transform keys as written (serde does not keep it): read the mapping again.
+        if let Ok(serde_yaml::Value::Mapping(root)) =
+            serde_yaml::from_str::<serde_yaml::Value>(text)
+            && let Some(serde_yaml::Value::Mapping(streams)) = root.get("streams")
+        {
+            for (name, stream) in config.streams.iter_mut() {
+                if let Some(serde_yaml::Value::Mapping(m)) = streams.get(name.as_str()) {
+                    stream.transform_order = m
+                        .keys()
+                        .filter_map(|k| k.as_str())
+                        .filter(|k| TRANSFORM_KEYS.contains(k))
+                        .map(str::to_string)
+                        .collect();
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// `.tailcar` in the directory of the first stream's first path.
@@ -296,19 +324,40 @@ impl Config {
                 }
             };
             let mut transforms = Vec::new();
-            if let Some(ParserSpec(p)) = &s.parser {
-                let parser = p
-                    .build()
-                    .map_err(|(k, reason)| err(at(&format!("parser.{k}")), reason))?;
-                transforms.extend(parser.map(TransformSpec::Parser));
-            }
-            if !s.fields.is_empty() {
-                let fields = s
-                    .fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                transforms.push(TransformSpec::AddFields(AddFields { fields }));
+            let order: Vec<&str> = if s.transform_order.is_empty() {
+                TRANSFORM_KEYS.to_vec()
+            } else {
+                s.transform_order.iter().map(String::as_str).collect()
+            };
+            for key in order {
+                match key {
+                    "parser" => {
+                        if let Some(ParserSpec(p)) = &s.parser {
+                            let parser = p
+                                .build()
+                                .map_err(|(k, reason)| err(at(&format!("parser.{k}")), reason))?;
+                            transforms.extend(parser.map(TransformSpec::Parser));
+                        }
+                    }
+                    "filters" => {
+                        for (i, FilterSpec(f)) in s.filters.iter().enumerate() {
+                            let filter = f.build().map_err(|(k, reason)| {
+                                err(at(&format!("filters[{i}].{k}")), reason)
+                            })?;
+                            transforms.push(TransformSpec::Filter(filter));
+                        }
+                    }
+                    _ => {
+                        if !s.fields.is_empty() {
+                            let fields = s
+                                .fields
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect();
+                            transforms.push(TransformSpec::AddFields(AddFields { fields }));
+                        }
+                    }
+                }
             }
             streams.push(StreamPlan {
                 transforms,
@@ -479,6 +528,48 @@ sinks:
             .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("streams.error.multiline.start"));
         assert!(e.reason.starts_with("invalid regex:"), "{}", e.reason);
+    }
+
+    #[test]
+    fn transforms_run_in_the_order_written() {
+        let text = r#"
+streams:
+  a:
+    paths: [/x.log]
+    fields: { env: prod }
+    filters:
+      - grep: { exclude: { line: healthz } }
+      - rename: { msg: message }
+    parser: json
+    sinks: [o]
+  b:
+    paths: [/y.log]
+    sinks: [o]
+sinks:
+  o: { type: stdout }
+"#;
+        let t = Config::parse(text).unwrap().validate("x").unwrap();
+        let steps: Vec<String> = t.streams[0]
+            .transforms
+            .iter()
+            .map(|t| t.describe())
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                "fields: env",
+                "filter: grep (0 include, 1 exclude)",
+                "filter: rename msg->message",
+                "parser: json"
+            ]
+        );
+        assert!(t.streams[1].transforms.is_empty());
+        let bad = text.replace("healthz", "(");
+        let e = Config::parse(&bad).unwrap().validate("x").unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("streams.a.filters[0].grep.exclude.line")
+        );
     }
 
     #[test]

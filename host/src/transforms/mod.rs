@@ -8,6 +8,7 @@
 //! `parse_error` field, and counted: nothing is dropped silently.
 
 pub mod fields;
+pub mod filters;
 pub mod parsers;
 pub mod time;
 
@@ -25,6 +26,7 @@ pub trait Transform: Send {
 pub enum TransformSpec {
     Parser(parsers::Parser),
     AddFields(fields::AddFields),
+    Filter(filters::Filter),
 }
 
 impl TransformSpec {
@@ -32,6 +34,7 @@ impl TransformSpec {
     pub fn describe(&self) -> String {
         match self {
             TransformSpec::Parser(p) => format!("parser: {}", p.describe()),
+            TransformSpec::Filter(f) => format!("filter: {}", f.describe()),
             TransformSpec::AddFields(f) => {
                 let keys: Vec<&str> = f.fields.keys().map(String::as_str).collect();
                 format!("fields: {}", keys.join(", "))
@@ -43,6 +46,7 @@ impl TransformSpec {
         match self {
             TransformSpec::Parser(p) => Box::new(p.clone()),
             TransformSpec::AddFields(f) => Box::new(f.clone()),
+            TransformSpec::Filter(f) => Box::new(f.clone()),
         }
     }
 }
