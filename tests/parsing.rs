@@ -199,6 +199,45 @@ sinks:
 }
 
 #[test]
+fn records_are_enriched_from_the_downward_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("app.log"), "{\"msg\":\"hello\"}\n").unwrap();
+    fs::create_dir(d.join("podinfo")).unwrap();
+    fs::write(
+        d.join("podinfo/labels"),
+        "app=\"shop\"\npod-template-hash=\"5d9c8\"\n",
+    )
+    .unwrap();
+    let config = format!(
+        "streams:\n  app:\n    paths: [{dir}/app.log]\n    parser: json\n    enrich: {{ pod: true, labels: {dir}/podinfo/labels, file: true }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        dir = d.display()
+    );
+    fs::write(d.join("tailcar.yaml"), config).unwrap();
+    let env = [
+        ("POD_NAME", "shop-7f9d-x2k"),
+        ("POD_NAMESPACE", "prod"),
+        ("NODE_NAME", "node-3"),
+        ("CONTAINER_NAME", "app"),
+    ];
+    let (code, _, err) = run_env(d, &["run", "--config", "tailcar.yaml", "--once"], &env);
+    assert_eq!(code, Some(0), "{err}");
+    let recs = records(&d.join("out.json"));
+    assert_eq!(
+        recs[0]["fields"]["kubernetes"],
+        serde_json::json!({
+            "pod_name": "shop-7f9d-x2k", "namespace": "prod", "node_name": "node-3", "container_name": "app",
+            "labels": {"app": "shop", "pod-template-hash": "5d9c8"}
+        })
+    );
+    assert_eq!(recs[0]["fields"]["msg"], "hello");
+    assert_eq!(
+        recs[0]["fields"]["file"],
+        d.join("app.log").display().to_string()
+    );
+}
+
+#[test]
 fn json_lines_become_fields_and_other_lines_are_kept_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -138,6 +138,7 @@ impl TailArgs {
             parser: None,
             fields: IndexMap::new(),
             filters: Vec::new(),
+            enrich: None,
             transform_order: Vec::new(),
         };
         let config = Config {

@@ -156,10 +156,16 @@ impl Drop for Tailcar {
 
 /// Runs tailcar to completion (`--once`, `check`, bad configs): `(exit code, stdout, stderr)`.
 pub fn run(dir: &Path, args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+    run_env(dir, args, &[])
+}
+
+/// Like [`run`], with extra environment variables.
+pub fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Vec<u8>, String) {
     let out = Command::new(BIN)
         .args(args)
         .current_dir(dir)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .output()
         .expect("running tailcar");
     (

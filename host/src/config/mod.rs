@@ -22,6 +22,7 @@ use crate::sources::file::multiline::MultilineRule;
 use crate::sources::file::watcher::WatchMode;
 use crate::sources::file::{StartAt, TailerSettings};
 use crate::transforms::TransformSpec;
+use crate::transforms::enrich::EnrichConfig;
 use crate::transforms::fields::AddFields;
 use crate::transforms::filters::FilterSpec;
 use crate::transforms::parsers::ParserSpec;
@@ -88,6 +89,9 @@ pub struct StreamConfig {
     /// Native filters, in order: `grep`, `drop_fields`, `keep_fields`, `rename`, `throttle`.
     #[serde(default)]
     pub filters: Vec<FilterSpec>,
+    /// Kubernetes enrichment from the Downward API: `{ pod: true, labels: /etc/podinfo/labels }`.
+    #[serde(default)]
+    pub enrich: Option<EnrichConfig>,
     /// The order `parser`, `filters` and `fields` were written in (they run in that order);
     /// filled from the YAML, `parser, filters, fields` when built in code.
     #[serde(skip)]
@@ -95,7 +99,7 @@ pub struct StreamConfig {
 }
 
 /// The stream keys that are transforms, in their default order.
-const TRANSFORM_KEYS: [&str; 3] = ["parser", "filters", "fields"];
+const TRANSFORM_KEYS: [&str; 4] = ["parser", "filters", "enrich", "fields"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -346,6 +350,13 @@ impl Config {
                             })?;
                             transforms.push(TransformSpec::Filter(filter));
                         }
+                    }
+                    "enrich" => {
+                        transforms.extend(
+                            s.enrich
+                                .as_ref()
+                                .map(|e| TransformSpec::Enrich(Box::new(e.build()))),
+                        );
                     }
                     _ => {
                         if !s.fields.is_empty() {

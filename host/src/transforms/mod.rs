@@ -7,6 +7,7 @@
 //! runs) still commits lines that a filter dropped. A line a parser cannot parse is kept, with a
 //! `parse_error` field, and counted: nothing is dropped silently.
 
+pub mod enrich;
 pub mod fields;
 pub mod filters;
 pub mod parsers;
@@ -27,6 +28,7 @@ pub enum TransformSpec {
     Parser(parsers::Parser),
     AddFields(fields::AddFields),
     Filter(filters::Filter),
+    Enrich(Box<enrich::Enrich>),
 }
 
 impl TransformSpec {
@@ -35,6 +37,7 @@ impl TransformSpec {
         match self {
             TransformSpec::Parser(p) => format!("parser: {}", p.describe()),
             TransformSpec::Filter(f) => format!("filter: {}", f.describe()),
+            TransformSpec::Enrich(e) => format!("enrich: {}", e.describe()),
             TransformSpec::AddFields(f) => {
                 let keys: Vec<&str> = f.fields.keys().map(String::as_str).collect();
                 format!("fields: {}", keys.join(", "))
@@ -47,6 +50,7 @@ impl TransformSpec {
             TransformSpec::Parser(p) => Box::new(p.clone()),
             TransformSpec::AddFields(f) => Box::new(f.clone()),
             TransformSpec::Filter(f) => Box::new(f.clone()),
+            TransformSpec::Enrich(e) => Box::new((**e).clone()),
         }
     }
 }
