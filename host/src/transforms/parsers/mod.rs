@@ -5,6 +5,7 @@
 pub mod access;
 pub mod json;
 pub mod regexp;
+pub mod syslog;
 
 use std::fmt;
 
@@ -20,7 +21,15 @@ use crate::transforms::time::{TimeFrom, TimeOptions};
 pub const PARSE_ERROR: &str = "parse_error";
 
 /// The parser names, for error messages.
-const NAMES: &[&str] = &["none", "json", "regexp", "nginx", "apache2", "apache_error"];
+const NAMES: &[&str] = &[
+    "none",
+    "json",
+    "regexp",
+    "nginx",
+    "apache2",
+    "apache_error",
+    "syslog",
+];
 
 /// A parser's configuration as written in the YAML.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -38,6 +47,8 @@ pub enum ParserConfig {
     Apache2(NoOptions),
     /// Apache's error log; its times have no offset and are read in `time_zone` (default UTC).
     ApacheError(ZoneOptions),
+    /// RFC 5424 or RFC 3164 syslog lines; `time_zone` must be a fixed offset here.
+    Syslog(ZoneOptions),
 }
 
 /// Options of parsers whose times carry no offset.
@@ -84,6 +95,23 @@ impl ParserConfig {
                 let zone = opts.build()?.expect("time_key set").zone().clone();
                 (ParserKind::ApacheError(zone), TimeOptions::default())
             }
+            ParserConfig::Syslog(z) => {
+                let opts = TimeOptions {
+                    time_key: Some("time".into()),
+                    time_format: Some("%c".into()),
+                    time_zone: z.time_zone.clone(),
+                };
+                let zone = opts.build()?.expect("time_key set").zone().clone();
+                let offset = zone
+                    .to_fixed_offset()
+                    .ok()
+                    .and_then(|o| chrono::FixedOffset::east_opt(o.seconds()))
+                    .ok_or((
+                        "time_zone".to_string(),
+                        "must be a fixed offset such as +02:00 for syslog".to_string(),
+                    ))?;
+                (ParserKind::Syslog(offset), TimeOptions::default())
+            }
         };
         Ok(Some(Parser {
             kind,
@@ -118,6 +146,7 @@ impl<'de> Deserialize<'de> for ParserSpec {
                     "apache_error" => Ok(ParserSpec(ParserConfig::ApacheError(
                         ZoneOptions::default(),
                     ))),
+                    "syslog" => Ok(ParserSpec(ParserConfig::Syslog(ZoneOptions::default()))),
                     "regexp" => Err(E::custom(
                         "parser `regexp` needs options: write { type: regexp, pattern: '...' }",
                     )),
@@ -146,6 +175,7 @@ enum ParserKind {
     Regexp(regexp::Regexp),
     Access,
     ApacheError(jiff::tz::TimeZone),
+    Syslog(chrono::FixedOffset),
 }
 
 impl Parser {
@@ -155,6 +185,7 @@ impl Parser {
             ParserKind::Regexp(r) => format!("regexp {}", r.pattern()),
             ParserKind::Access => "access log (combined or common)".to_string(),
             ParserKind::ApacheError(_) => "apache error log".to_string(),
+            ParserKind::Syslog(_) => "syslog (RFC 5424 or 3164)".to_string(),
         };
         match &self.time {
             Some(t) => format!("{what}, time from {}", t.key()),
@@ -175,12 +206,16 @@ impl Parser {
             ParserKind::Regexp(r) => r.parse(line, fields, stats).map(|()| None),
             ParserKind::Access => access::parse_access(line, fields),
             ParserKind::ApacheError(zone) => access::parse_apache_error(line, fields, zone),
+            ParserKind::Syslog(offset) => syslog::parse(line, fields, *offset),
         }
     }
 
     /// Whether the format itself carries the event time.
     fn own_time(&self) -> bool {
-        matches!(self.kind, ParserKind::Access | ParserKind::ApacheError(_))
+        matches!(
+            self.kind,
+            ParserKind::Access | ParserKind::ApacheError(_) | ParserKind::Syslog(_)
+        )
     }
 }
 
