@@ -237,6 +237,63 @@ fn records_are_enriched_from_the_downward_api() {
     );
 }
 
+/// Runs `parser_yaml` over `content` with `--once`; returns the JSON records and stderr.
+fn parse_with(parser_yaml: &str, content: &[u8]) -> (Vec<serde_json::Value>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("in.log"), content).unwrap();
+    let config = format!(
+        "streams:\n  s:\n    paths: [{dir}/in.log]\n    parser: {parser_yaml}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        dir = d.display()
+    );
+    fs::write(d.join("tailcar.yaml"), config).unwrap();
+    let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
+    assert_eq!(code, Some(0), "{err}");
+    (records(&d.join("out.json")), err)
+}
+
+#[test]
+fn csv_records_may_span_lines_inside_quotes() {
+    let (recs, err) = parse_with(
+        "{ type: csv, fields: [id, user, comment], types: { id: int } }",
+        b"1,alice,plain\n2,\"bob, jr\",\"first line\nsecond line\"\n3,carol,\"say \"\"hi\"\"\"\n",
+    );
+    assert_eq!(recs.len(), 3, "{err}");
+    assert_eq!(
+        recs[1]["fields"],
+        serde_json::json!({"id": 2, "user": "bob, jr", "comment": "first line\nsecond line"})
+    );
+    assert_eq!(recs[2]["fields"]["comment"], "say \"hi\"");
+}
+
+#[test]
+fn syslog_logfmt_and_tsv_lines() {
+    let (recs, err) = parse_with(
+        "syslog",
+        b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed\n<13>Feb  5 17:32:18 10.0.0.99 myapp[4711]: Use the BFG!\nnot syslog\n",
+    );
+    assert_eq!(recs[0]["fields"]["severity"], "crit");
+    assert_eq!(recs[0]["timestamp"], "2003-10-11T22:14:15.003Z");
+    assert_eq!(recs[1]["fields"]["procid"], 4711);
+    assert!(recs[2]["fields"]["parse_error"].is_string());
+    assert!(err.contains("parse_errors=1"), "{err}");
+
+    let (recs, _) = parse_with(
+        "{ type: logfmt, types: { status: int }, time_key: ts }",
+        b"ts=2026-11-22T10:00:00Z level=warn msg=\"slow request\" status=504 retried\n",
+    );
+    assert_eq!(recs[0]["fields"]["msg"], "slow request");
+    assert_eq!(recs[0]["fields"]["status"], 504);
+    assert_eq!(recs[0]["fields"]["retried"], true);
+    assert_eq!(recs[0]["timestamp"], "2026-11-22T10:00:00Z");
+
+    let (recs, _) = parse_with("{ type: tsv, fields: [a, b] }", b"x\t\"y\"\n");
+    assert_eq!(
+        recs[0]["fields"],
+        serde_json::json!({"a": "x", "b": "\"y\""})
+    );
+}
+
 #[test]
 fn json_lines_become_fields_and_other_lines_are_kept_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::sinks::SinkConfig;
 use crate::sources::file::discover::PathSet;
-use crate::sources::file::multiline::MultilineRule;
+use crate::sources::file::multiline::{JoinMode, MultilineRule};
 use crate::sources::file::watcher::WatchMode;
 use crate::sources::file::{StartAt, TailerSettings};
 use crate::transforms::TransformSpec;
@@ -321,12 +321,24 @@ impl Config {
                         )
                     })?;
                     Some(MultilineRule {
-                        start,
+                        mode: JoinMode::Start(start),
                         timeout: m.timeout,
                         max_bytes: s.max_line_bytes as usize,
                     })
                 }
             };
+            // CSV values may hold newlines: frame CSV records by balanced quotes.
+            let is_csv = matches!(
+                &s.parser,
+                Some(ParserSpec(crate::transforms::parsers::ParserConfig::Csv(_)))
+            );
+            let multiline = multiline.or_else(|| {
+                is_csv.then(|| MultilineRule {
+                    mode: JoinMode::BalancedQuotes,
+                    timeout: defaults::multiline_timeout(),
+                    max_bytes: s.max_line_bytes as usize,
+                })
+            });
             let mut transforms = Vec::new();
             let order: Vec<&str> = if s.transform_order.is_empty() {
                 TRANSFORM_KEYS.to_vec()
@@ -458,9 +470,12 @@ impl Topology {
                 .to_lowercase(),
             );
             if let Some(m) = &t.multiline {
+                let how = match &m.mode {
+                    JoinMode::Start(start) => format!("start {}", start.as_str()),
+                    JoinMode::BalancedQuotes => "records end where quotes balance (csv)".into(),
+                };
                 out.push_str(&format!(
-                    "  multiline start: {} (timeout {})\n",
-                    m.start.as_str(),
+                    "  multiline: {how} (timeout {})\n",
                     humantime::format_duration(m.timeout)
                 ));
             }

@@ -1,20 +1,30 @@
-//! Multiline records: joins physical lines into one record by a start pattern.
+//! Multiline records: joins physical lines into one record, by a start pattern or, for CSV, by
+//! balanced double quotes (a quoted field may hold newlines, RFC 4180).
 //!
 //! A line matching the start regex begins a new record; other lines are appended to the record
 //! being built (joined with `\n`), so a Java stack trace becomes one record. The record is
 //! flushed when the next start line arrives, when no line has arrived for `timeout`, when it
 //! would exceed `max_bytes` (counted as a split), and when the file is let go or tailcar stops.
 //! Lines before the first start line form a record of their own rather than being dropped.
-
+//! In quote mode a record ends at the first line end where its `"` count is even.
 use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
 use crate::event::{Batch, FLAG_MULTILINE, FLAG_SPLIT};
 
+/// How lines are joined.
+#[derive(Debug, Clone)]
+pub enum JoinMode {
+    /// A line matching the regex begins a new record.
+    Start(Regex),
+    /// A record ends where its double quotes are balanced (CSV).
+    BalancedQuotes,
+}
+
 #[derive(Debug, Clone)]
 pub struct MultilineRule {
-    pub start: Regex,
+    pub mode: JoinMode,
     pub timeout: Duration,
     pub max_bytes: usize,
 }
@@ -31,8 +41,9 @@ pub struct Multiline {
     last: Option<Instant>,
     /// The previous piece was a split piece of a longer line: the next piece continues it.
     continues: bool,
+    /// Double quotes in `buf` (quote mode).
+    quotes: usize,
 }
-
 impl Multiline {
     pub fn new(rule: MultilineRule) -> Self {
         Multiline {
@@ -43,6 +54,7 @@ impl Multiline {
             flags: 0,
             last: None,
             continues: false,
+            quotes: 0,
         }
     }
 
@@ -60,7 +72,10 @@ impl Multiline {
         if self.continues {
             self.buf.extend_from_slice(line);
         } else {
-            if self.lines > 0 && self.rule.start.is_match(line) {
+            if let JoinMode::Start(start) = &self.rule.mode
+                && self.lines > 0
+                && start.is_match(line)
+            {
                 self.flush(out);
             }
             if self.lines > 0 {
@@ -83,6 +98,12 @@ impl Multiline {
         }
         self.offset = offset;
         self.last = Some(now);
+        if let JoinMode::BalancedQuotes = self.rule.mode {
+            self.quotes += memchr::memchr_iter(b'"', line).count();
+            if !self.continues && self.quotes % 2 == 0 {
+                self.flush(out);
+            }
+        }
         splits
     }
 
@@ -103,6 +124,7 @@ impl Multiline {
         self.flags = 0;
         self.last = None;
         self.continues = false;
+        self.quotes = 0;
     }
 
     /// When the pending record times out, if there is one.
@@ -131,7 +153,7 @@ mod tests {
 
     fn rule(max: usize) -> MultilineRule {
         MultilineRule {
-            start: Regex::new(r"^\d{4}-\d{2}-\d{2}").unwrap(),
+            mode: JoinMode::Start(Regex::new(r"^\d{4}-\d{2}-\d{2}").unwrap()),
             timeout: Duration::from_secs(1),
             max_bytes: max,
         }
@@ -208,6 +230,39 @@ mod tests {
         m.flush(&mut out);
         assert_eq!(lines(&out), vec!["2024-01-01 aaaaaaaa", "continuation"]);
         assert_eq!(out.records[0].flags & FLAG_SPLIT, FLAG_SPLIT);
+    }
+
+    #[test]
+    fn csv_records_end_where_quotes_balance() {
+        let rule = MultilineRule {
+            mode: JoinMode::BalancedQuotes,
+            timeout: Duration::from_secs(1),
+            max_bytes: 1 << 20,
+        };
+        let mut m = Multiline::new(rule);
+        let mut out = batch();
+        let now = Instant::now();
+        let input = [
+            "1,plain,x",
+            "2,\"a quoted, comma\",y",
+            "3,\"two",
+            "lines\",z",
+            "4,\"say \"\"hi\"\"\",w",
+        ];
+        for (i, l) in input.iter().enumerate() {
+            m.push(l.as_bytes(), i as u64, 0, now, &mut out);
+        }
+        assert!(!m.is_pending());
+        assert_eq!(
+            lines(&out),
+            vec![
+                "1,plain,x",
+                "2,\"a quoted, comma\",y",
+                "3,\"two\nlines\",z",
+                "4,\"say \"\"hi\"\"\",w"
+            ]
+        );
+        assert_eq!(out.records[2].flags, FLAG_MULTILINE);
     }
 
     #[test]

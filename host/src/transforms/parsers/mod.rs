@@ -3,7 +3,9 @@
 //! `parse_error` field (the reason), and the stream's `parse_errors` counter goes up.
 
 pub mod access;
+pub mod delimited;
 pub mod json;
+pub mod logfmt;
 pub mod regexp;
 pub mod syslog;
 
@@ -11,6 +13,8 @@ use std::fmt;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+
+use indexmap::IndexMap;
 
 use crate::event::{Batch, Fields};
 use crate::stats::StreamStats;
@@ -29,6 +33,9 @@ const NAMES: &[&str] = &[
     "apache2",
     "apache_error",
     "syslog",
+    "logfmt",
+    "csv",
+    "tsv",
 ];
 
 /// A parser's configuration as written in the YAML.
@@ -49,6 +56,12 @@ pub enum ParserConfig {
     ApacheError(ZoneOptions),
     /// RFC 5424 or RFC 3164 syslog lines; `time_zone` must be a fixed offset here.
     Syslog(ZoneOptions),
+    /// `key=value` pairs.
+    Logfmt(logfmt::LogfmtConfig),
+    /// Comma-separated values (RFC 4180 quoting), columns named by `fields`.
+    Csv(delimited::DelimitedConfig),
+    /// Tab-separated values (no quoting), columns named by `fields`.
+    Tsv(delimited::DelimitedConfig),
 }
 
 /// Options of parsers whose times carry no offset.
@@ -112,6 +125,15 @@ impl ParserConfig {
                     ))?;
                 (ParserKind::Syslog(offset), TimeOptions::default())
             }
+            ParserConfig::Logfmt(c) => (ParserKind::Logfmt(c.types.clone()), c.time_options()),
+            ParserConfig::Csv(c) => (
+                ParserKind::Delimited(c.build(b',', true)?),
+                c.time_options(),
+            ),
+            ParserConfig::Tsv(c) => (
+                ParserKind::Delimited(c.build(b'\t', false)?),
+                c.time_options(),
+            ),
         };
         Ok(Some(Parser {
             kind,
@@ -147,6 +169,10 @@ impl<'de> Deserialize<'de> for ParserSpec {
                         ZoneOptions::default(),
                     ))),
                     "syslog" => Ok(ParserSpec(ParserConfig::Syslog(ZoneOptions::default()))),
+                    "logfmt" => Ok(ParserSpec(ParserConfig::Logfmt(Default::default()))),
+                    "csv" | "tsv" => Err(E::custom(format!(
+                        "parser `{name}` needs its columns: write {{ type: {name}, fields: [a, b] }}"
+                    ))),
                     "regexp" => Err(E::custom(
                         "parser `regexp` needs options: write { type: regexp, pattern: '...' }",
                     )),
@@ -176,6 +202,8 @@ enum ParserKind {
     Access,
     ApacheError(jiff::tz::TimeZone),
     Syslog(chrono::FixedOffset),
+    Logfmt(IndexMap<String, regexp::FieldType>),
+    Delimited(delimited::Delimited),
 }
 
 impl Parser {
@@ -186,6 +214,8 @@ impl Parser {
             ParserKind::Access => "access log (combined or common)".to_string(),
             ParserKind::ApacheError(_) => "apache error log".to_string(),
             ParserKind::Syslog(_) => "syslog (RFC 5424 or 3164)".to_string(),
+            ParserKind::Logfmt(_) => "logfmt".to_string(),
+            ParserKind::Delimited(_) => "delimited values".to_string(),
         };
         match &self.time {
             Some(t) => format!("{what}, time from {}", t.key()),
@@ -207,6 +237,8 @@ impl Parser {
             ParserKind::Access => access::parse_access(line, fields),
             ParserKind::ApacheError(zone) => access::parse_apache_error(line, fields, zone),
             ParserKind::Syslog(offset) => syslog::parse(line, fields, *offset),
+            ParserKind::Logfmt(types) => logfmt::parse(line, types, fields, stats).map(|()| None),
+            ParserKind::Delimited(d) => d.parse(line, fields, stats).map(|()| None),
         }
     }
 

@@ -133,7 +133,7 @@ impl Regexp {
     }
 }
 
-fn convert(text: &str, ty: FieldType) -> Option<serde_json::Value> {
+pub(crate) fn convert(text: &str, ty: FieldType) -> Option<serde_json::Value> {
     Some(match ty {
         FieldType::String => text.into(),
         FieldType::Int => text.parse::<i64>().ok()?.into(),
