@@ -100,7 +100,7 @@ impl Multiline {
         self.last = Some(now);
         if let JoinMode::BalancedQuotes = self.rule.mode {
             self.quotes += memchr::memchr_iter(b'"', line).count();
-            if !self.continues && self.quotes % 2 == 0 {
+            if !self.continues && self.quotes.is_multiple_of(2) {
                 self.flush(out);
             }
         }
