@@ -295,6 +295,72 @@ fn syslog_logfmt_and_tsv_lines() {
 }
 
 #[test]
+fn cri_partial_lines_are_merged() {
+    let content = b"2026-11-22T10:00:00.000000001Z stdout F whole line\n\
+2026-11-22T10:00:01.000000001Z stdout P first part, \n\
+2026-11-22T10:00:01.000000002Z stdout P second part, \n\
+2026-11-22T10:00:01.000000003Z stdout F last part\n\
+2026-11-22T10:00:02.000000001Z stderr P an error cut \n\
+2026-11-22T10:00:02.000000002Z stdout F stdout interrupts it\n\
+2026-11-22T10:00:03.000000001Z stderr F error alone\n";
+    let (recs, err) = parse_with("cri", content);
+    let logs: Vec<(&str, &str)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["fields"]["stream"].as_str().unwrap(),
+                r["fields"]["log"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        vec![
+            ("stdout", "whole line"),
+            ("stdout", "first part, second part, last part"),
+            ("stderr", "an error cut "),
+            ("stdout", "stdout interrupts it"),
+            ("stderr", "error alone"),
+        ],
+        "{err}"
+    );
+    assert_eq!(
+        recs[1]["timestamp"], "2026-11-22T10:00:01.000000001Z",
+        "the first part's time"
+    );
+    assert!(err.contains("parse_errors=0"), "{err}");
+}
+
+#[test]
+fn docker_entries_split_at_16_kib_are_merged() {
+    let long: String = (0..40 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let mut content = String::new();
+    content.push_str(
+        "{\"log\":\"short line\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-22T10:00:00Z\"}\n",
+    );
+    let chunks: Vec<&str> = [&long[..16384], &long[16384..32768], &long[32768..]].to_vec();
+    for (i, c) in chunks.iter().enumerate() {
+        let nl = if i == 2 { "\\n" } else { "" };
+        content.push_str(&format!(
+            "{{\"log\":\"{c}{nl}\",\"stream\":\"stderr\",\"time\":\"2026-11-22T10:00:0{}Z\"}}\n",
+            i + 1
+        ));
+    }
+    let (recs, err) = parse_with("docker", content.as_bytes());
+    assert_eq!(recs.len(), 2, "{err}");
+    assert_eq!(recs[0]["fields"]["log"], "short line");
+    assert_eq!(
+        recs[1]["fields"]["log"].as_str().unwrap(),
+        long,
+        "40 KiB rejoined"
+    );
+    assert_eq!(recs[1]["fields"]["stream"], "stderr");
+    assert_eq!(recs[1]["timestamp"], "2026-11-22T10:00:01Z");
+}
+
+#[test]
 fn json_lines_become_fields_and_other_lines_are_kept_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -327,14 +327,18 @@ impl Config {
                     })
                 }
             };
-            // CSV values may hold newlines: frame CSV records by balanced quotes.
-            let is_csv = matches!(
-                &s.parser,
-                Some(ParserSpec(crate::transforms::parsers::ParserConfig::Csv(_)))
-            );
+            // Formats whose records span lines are framed by their own rule: CSV values may
+            // hold newlines; CRI and Docker split long lines into partial entries.
+            use crate::transforms::parsers::ParserConfig as P;
+            let join = match &s.parser {
+                Some(ParserSpec(P::Csv(_))) => Some(JoinMode::BalancedQuotes),
+                Some(ParserSpec(P::Cri(_))) => Some(JoinMode::Cri),
+                Some(ParserSpec(P::Docker(_))) => Some(JoinMode::Docker),
+                _ => None,
+            };
             let multiline = multiline.or_else(|| {
-                is_csv.then(|| MultilineRule {
-                    mode: JoinMode::BalancedQuotes,
+                join.map(|mode| MultilineRule {
+                    mode,
                     timeout: defaults::multiline_timeout(),
                     max_bytes: s.max_line_bytes as usize,
                 })
@@ -473,6 +477,8 @@ impl Topology {
                 let how = match &m.mode {
                     JoinMode::Start(start) => format!("start {}", start.as_str()),
                     JoinMode::BalancedQuotes => "records end where quotes balance (csv)".into(),
+                    JoinMode::Cri => "CRI partial lines joined".into(),
+                    JoinMode::Docker => "Docker partial lines joined".into(),
                 };
                 out.push_str(&format!(
                     "  multiline: {how} (timeout {})\n",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
-use crate::event::{Batch, FLAG_MULTILINE, FLAG_SPLIT};
+use crate::event::{Batch, FLAG_MULTILINE, FLAG_SPLIT, FLAG_UNTERMINATED};
 
 /// How lines are joined.
 #[derive(Debug, Clone)]
@@ -20,8 +20,12 @@ pub enum JoinMode {
     Start(Regex),
     /// A record ends where its double quotes are balanced (CSV).
     BalancedQuotes,
+    /// CRI (containerd, CRI-O) lines: `P` (partial) chunks are joined up to the `F` line.
+    Cri,
+    /// Docker json-file lines: entries whose `log` lacks its final newline (split at 16 KiB)
+    /// are joined up to the one that has it.
+    Docker,
 }
-
 #[derive(Debug, Clone)]
 pub struct MultilineRule {
     pub mode: JoinMode,
@@ -43,6 +47,8 @@ pub struct Multiline {
     continues: bool,
     /// Double quotes in `buf` (quote mode).
     quotes: usize,
+    /// CRI: `TIME STREAM` of the first partial; Docker: its `stream` and `time`.
+    meta: (Vec<u8>, Vec<u8>),
 }
 impl Multiline {
     pub fn new(rule: MultilineRule) -> Self {
@@ -55,6 +61,7 @@ impl Multiline {
             last: None,
             continues: false,
             quotes: 0,
+            meta: (Vec::new(), Vec::new()),
         }
     }
 
@@ -68,6 +75,11 @@ impl Multiline {
         now: Instant,
         out: &mut Batch,
     ) -> u64 {
+        match self.rule.mode {
+            JoinMode::Cri => return self.push_cri(line, offset, flags, now, out),
+            JoinMode::Docker => return self.push_docker(line, offset, flags, now, out),
+            _ => {}
+        }
         let mut splits = 0;
         if self.continues {
             self.buf.extend_from_slice(line);
@@ -107,6 +119,100 @@ impl Multiline {
         splits
     }
 
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.lines = 0;
+        self.flags = 0;
+        self.last = None;
+        self.continues = false;
+        self.quotes = 0;
+    }
+
+    /// CRI: `TIME STREAM P|F CONTENT`; partials are joined into one `F` line.
+    fn push_cri(
+        &mut self,
+        line: &[u8],
+        offset: u64,
+        flags: u8,
+        now: Instant,
+        out: &mut Batch,
+    ) -> u64 {
+        let mut parts = line.splitn(4, |b| *b == b' ');
+        let (time, stream, tag) = (parts.next(), parts.next(), parts.next());
+        let content = parts.next().unwrap_or_default();
+        let (Some(time), Some(stream), Some(tag @ (b"P" | b"F"))) = (time, stream, tag) else {
+            self.flush(out);
+            out.push_line(line, offset, flags);
+            return 0;
+        };
+        if self.lines > 0 && self.meta.1 != stream {
+            self.flush(out);
+        }
+        if self.lines == 0 {
+            if tag == b"F" {
+                out.push_line(line, offset, flags);
+                return 0;
+            }
+            self.meta = ([time, b" ", stream].concat(), stream.to_vec());
+        }
+        self.buf.extend_from_slice(content);
+        self.lines += 1;
+        self.offset = offset;
+        self.last = Some(now);
+        if tag == b"F" {
+            let joined = [self.meta.0.as_slice(), b" F ", &self.buf].concat();
+            out.push_line(&joined, offset, FLAG_MULTILINE);
+            self.reset();
+        }
+        0
+    }
+
+    /// Docker json-file: `{"log":"...","stream":"stdout","time":"..."}`; entries whose log does
+    /// not end with a newline are joined with the following ones.
+    fn push_docker(
+        &mut self,
+        line: &[u8],
+        offset: u64,
+        flags: u8,
+        now: Instant,
+        out: &mut Batch,
+    ) -> u64 {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            log: String,
+            #[serde(default)]
+            stream: String,
+            #[serde(default)]
+            time: String,
+        }
+        let Ok(entry) = serde_json::from_slice::<Entry>(line) else {
+            self.flush(out);
+            out.push_line(line, offset, flags);
+            return 0;
+        };
+        if self.lines > 0 && self.meta.0 != entry.stream.as_bytes() {
+            self.flush(out);
+        }
+        let complete = entry.log.ends_with('\n');
+        if self.lines == 0 {
+            if complete {
+                out.push_line(line, offset, flags);
+                return 0;
+            }
+            self.meta = (entry.stream.into_bytes(), entry.time.into_bytes());
+        }
+        self.buf.extend_from_slice(entry.log.as_bytes());
+        self.lines += 1;
+        self.offset = offset;
+        self.last = Some(now);
+        if complete {
+            let joined = docker_line(&self.buf, &self.meta);
+            out.push_line(&joined, offset, FLAG_MULTILINE);
+            self.reset();
+        }
+        0
+    }
+
     /// A multiline state with the same rule and nothing pending.
     pub fn fresh(&self) -> Self {
         Multiline::new(self.rule.clone())
@@ -114,6 +220,17 @@ impl Multiline {
 
     /// Emits the record being built, if any.
     pub fn flush(&mut self, out: &mut Batch) {
+        if self.lines > 0 && matches!(self.rule.mode, JoinMode::Cri | JoinMode::Docker) {
+            // A partial that never got its end (timeout, or the other stream interrupted it):
+            // emit it as a well-formed partial line of its format.
+            let line = match self.rule.mode {
+                JoinMode::Cri => [self.meta.0.as_slice(), b" P ", &self.buf].concat(),
+                _ => docker_line(&self.buf, &self.meta),
+            };
+            out.push_line(&line, self.offset, self.flags | FLAG_UNTERMINATED);
+            self.reset();
+            return;
+        }
         if self.lines == 0 && self.buf.is_empty() {
             return;
         }
@@ -275,4 +392,14 @@ mod tests {
         m.flush(&mut out);
         assert_eq!(lines(&out), vec!["2024-01-01 very2024-01-01 long"]);
     }
+}
+
+/// A Docker json-file line holding `log`, with the `stream` and `time` of its first part.
+fn docker_line(log: &[u8], meta: &(Vec<u8>, Vec<u8>)) -> Vec<u8> {
+    let value = serde_json::json!({
+        "log": String::from_utf8_lossy(log),
+        "stream": String::from_utf8_lossy(&meta.0),
+        "time": String::from_utf8_lossy(&meta.1),
+    });
+    serde_json::to_vec(&value).expect("a JSON value serializes")
 }

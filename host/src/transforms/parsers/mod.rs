@@ -3,6 +3,7 @@
 //! `parse_error` field (the reason), and the stream's `parse_errors` counter goes up.
 
 pub mod access;
+pub mod container;
 pub mod delimited;
 pub mod json;
 pub mod logfmt;
@@ -36,6 +37,8 @@ const NAMES: &[&str] = &[
     "logfmt",
     "csv",
     "tsv",
+    "cri",
+    "docker",
 ];
 
 /// A parser's configuration as written in the YAML.
@@ -62,6 +65,10 @@ pub enum ParserConfig {
     Csv(delimited::DelimitedConfig),
     /// Tab-separated values (no quoting), columns named by `fields`.
     Tsv(delimited::DelimitedConfig),
+    /// containerd / CRI-O log files (`TIME STREAM P|F LOG`), partial lines merged.
+    Cri(NoOptions),
+    /// Docker json-file logs, entries split at 16 KiB merged.
+    Docker(NoOptions),
 }
 
 /// Options of parsers whose times carry no offset.
@@ -125,6 +132,8 @@ impl ParserConfig {
                     ))?;
                 (ParserKind::Syslog(offset), TimeOptions::default())
             }
+            ParserConfig::Cri(_) => (ParserKind::Cri, TimeOptions::default()),
+            ParserConfig::Docker(_) => (ParserKind::Docker, TimeOptions::default()),
             ParserConfig::Logfmt(c) => (ParserKind::Logfmt(c.types.clone()), c.time_options()),
             ParserConfig::Csv(c) => (
                 ParserKind::Delimited(c.build(b',', true)?),
@@ -170,6 +179,8 @@ impl<'de> Deserialize<'de> for ParserSpec {
                     ))),
                     "syslog" => Ok(ParserSpec(ParserConfig::Syslog(ZoneOptions::default()))),
                     "logfmt" => Ok(ParserSpec(ParserConfig::Logfmt(Default::default()))),
+                    "cri" => Ok(ParserSpec(ParserConfig::Cri(NoOptions {}))),
+                    "docker" => Ok(ParserSpec(ParserConfig::Docker(NoOptions {}))),
                     "csv" | "tsv" => Err(E::custom(format!(
                         "parser `{name}` needs its columns: write {{ type: {name}, fields: [a, b] }}"
                     ))),
@@ -204,6 +215,8 @@ enum ParserKind {
     Syslog(chrono::FixedOffset),
     Logfmt(IndexMap<String, regexp::FieldType>),
     Delimited(delimited::Delimited),
+    Cri,
+    Docker,
 }
 
 impl Parser {
@@ -216,6 +229,8 @@ impl Parser {
             ParserKind::Syslog(_) => "syslog (RFC 5424 or 3164)".to_string(),
             ParserKind::Logfmt(_) => "logfmt".to_string(),
             ParserKind::Delimited(_) => "delimited values".to_string(),
+            ParserKind::Cri => "cri".to_string(),
+            ParserKind::Docker => "docker json-file".to_string(),
         };
         match &self.time {
             Some(t) => format!("{what}, time from {}", t.key()),
@@ -239,6 +254,8 @@ impl Parser {
             ParserKind::Syslog(offset) => syslog::parse(line, fields, *offset),
             ParserKind::Logfmt(types) => logfmt::parse(line, types, fields, stats).map(|()| None),
             ParserKind::Delimited(d) => d.parse(line, fields, stats).map(|()| None),
+            ParserKind::Cri => container::parse_cri(line, fields),
+            ParserKind::Docker => container::parse_docker(line, fields),
         }
     }
 
@@ -246,7 +263,11 @@ impl Parser {
     fn own_time(&self) -> bool {
         matches!(
             self.kind,
-            ParserKind::Access | ParserKind::ApacheError(_) | ParserKind::Syslog(_)
+            ParserKind::Access
+                | ParserKind::ApacheError(_)
+                | ParserKind::Syslog(_)
+                | ParserKind::Cri
+                | ParserKind::Docker
         )
     }
 }
