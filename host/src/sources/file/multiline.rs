@@ -261,6 +261,16 @@ impl Multiline {
     }
 }
 
+/// A Docker json-file line holding `log`, with the `stream` and `time` of its first part.
+fn docker_line(log: &[u8], meta: &(Vec<u8>, Vec<u8>)) -> Vec<u8> {
+    let value = serde_json::json!({
+        "log": String::from_utf8_lossy(log),
+        "stream": String::from_utf8_lossy(&meta.0),
+        "time": String::from_utf8_lossy(&meta.1),
+    });
+    serde_json::to_vec(&value).expect("a JSON value serializes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,14 +402,4 @@ mod tests {
         m.flush(&mut out);
         assert_eq!(lines(&out), vec!["2024-01-01 very2024-01-01 long"]);
     }
-}
-
-/// A Docker json-file line holding `log`, with the `stream` and `time` of its first part.
-fn docker_line(log: &[u8], meta: &(Vec<u8>, Vec<u8>)) -> Vec<u8> {
-    let value = serde_json::json!({
-        "log": String::from_utf8_lossy(log),
-        "stream": String::from_utf8_lossy(&meta.0),
-        "time": String::from_utf8_lossy(&meta.1),
-    });
-    serde_json::to_vec(&value).expect("a JSON value serializes")
 }
