@@ -361,6 +361,24 @@ fn docker_entries_split_at_16_kib_are_merged() {
 }
 
 #[test]
+fn a_kubernetes_audit_event_parses_with_its_nesting_and_time() {
+    // The shape of an audit.k8s.io/v1 Event as the API server writes it (one JSON per line).
+    let event = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"3e0f6b9a-1c2d-4e5f-8a9b-0c1d2e3f4a5b","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/shop/pods?limit=500","verb":"list","user":{"username":"system:serviceaccount:shop:deployer","uid":"b1c2","groups":["system:serviceaccounts","system:serviceaccounts:shop","system:authenticated"]},"sourceIPs":["10.0.3.7"],"userAgent":"kubectl/v1.31.0 (linux/amd64) kubernetes/abc1234","objectRef":{"resource":"pods","namespace":"shop","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-22T10:00:00.123456Z","stageTimestamp":"2026-11-22T10:00:00.140000Z","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC: allowed by RoleBinding \"deployer/shop\""}}"#;
+    let (recs, err) = parse_with(
+        "{ type: json, time_key: requestReceivedTimestamp }",
+        format!("{event}\n").as_bytes(),
+    );
+    let f = &recs[0]["fields"];
+    assert_eq!(f["verb"], "list", "{err}");
+    assert_eq!(f["user"]["username"], "system:serviceaccount:shop:deployer");
+    assert_eq!(f["user"]["groups"][2], "system:authenticated");
+    assert_eq!(f["objectRef"]["resource"], "pods");
+    assert_eq!(f["responseStatus"]["code"], 200);
+    assert_eq!(f["annotations"]["authorization.k8s.io/decision"], "allow");
+    assert_eq!(recs[0]["timestamp"], "2026-11-22T10:00:00.123456Z");
+}
+
+#[test]
 fn json_lines_become_fields_and_other_lines_are_kept_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -339,3 +339,85 @@ mod tests {
         assert!(e.contains("unknown field `extra`"), "{e}");
     }
 }
+
+/// No parser panics, whatever the line: arbitrary bytes, and real lines of each format with
+/// bytes changed, cut or inserted. `PROPTEST_CASES` raises the number of cases (CI runs the
+/// default; a long run is in the closing note of the parsers work).
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLES: &[&[u8]] = &[
+        br#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /a.png HTTP/1.1" 200 203023 "http://x/" "Mozilla/5.0 (X11)""#,
+        b"[Wed Oct 11 14:32:52.123456 2000] [core:error] [pid 35708:tid 4328636416] [client 72.15.99.187:51234] AH00037: x",
+        b"<165>1 2003-10-11T22:14:15.003Z host app - ID47 [ex@32473 iut=\"3\"] msg",
+        b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
+        br#"{"level":"info","n":1,"nested":{"a":[1,2,{"b":null}]}}"#,
+        b"ts=2026-11-22T10:00:00Z level=info msg=\"quoted \\\" value\" bare",
+        b"1,\"a, b\",\"c \"\"d\"\"\"",
+        b"2026-11-22T10:00:00.000000001Z stdout P partial",
+        br#"{"log":"x\n","stream":"stdout","time":"2019-01-01T11:11:11Z"}"#,
+    ];
+
+    static PARSERS: std::sync::LazyLock<Vec<Parser>> = std::sync::LazyLock::new(parsers);
+
+    fn parsers() -> Vec<Parser> {
+        let specs = [
+            "json",
+            "nginx",
+            "apache_error",
+            "syslog",
+            "logfmt",
+            "cri",
+            "docker",
+            "{ type: csv, fields: [a, b, c], types: { a: int } }",
+            "{ type: tsv, fields: [a, b] }",
+            "{ type: regexp, pattern: '^(?P<a>\\S+) (?P<b>\\d+)', types: { b: int }, time_key: a, time_format: '%Y-%m-%d' }",
+            "{ type: json, time_key: ts, time_format: unix_ms }",
+        ];
+        specs
+            .iter()
+            .map(|s| {
+                serde_yaml::from_str::<ParserSpec>(s)
+                    .unwrap()
+                    .0
+                    .build()
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    fn run_all(line: &[u8]) {
+        let stats = StreamStats::default();
+        for p in PARSERS.iter() {
+            let mut f = Fields::new();
+            let _ = p.parse(line, &mut f, &stats);
+            if let Some(t) = &p.time {
+                let _ = t.extract(&f);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes(line in proptest::collection::vec(any::<u8>(), 0..512)) {
+            run_all(&line);
+        }
+
+        #[test]
+        fn mutated_real_lines(sample in 0..SAMPLES.len(), edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..8)) {
+            let mut line = SAMPLES[sample].to_vec();
+            for (at, byte, op) in edits {
+                let i = if line.is_empty() { 0 } else { at % line.len() };
+                match op {
+                    0 if !line.is_empty() => line[i] = byte,
+                    1 => line.insert(i.min(line.len()), byte),
+                    _ => line.truncate(i),
+                }
+            }
+            run_all(&line);
+        }
+    }
+}
