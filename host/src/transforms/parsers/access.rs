@@ -17,16 +17,6 @@ use regex::bytes::Regex;
 
 use crate::event::Fields;
 
-static ACCESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r#"^(?P<remote_addr>\S+) \S+ (?P<remote_user>\S+) \[(?P<time>[^\]]+)\] "#,
-        r#""(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)"#,
-        // The closing quote of the user agent may be missing: a line cut short keeps its agent.
-        r#"(?: "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<user_agent>(?:[^"\\]|\\.)*)"?)?\s*$"#,
-    ))
-    .expect("static regex")
-});
-
 static APACHE_ERROR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"^\[(?P<time>[^\]]+)\] \[(?:(?P<module>[^:\]]+):)?(?P<level>[^\]]+)\]",
@@ -41,50 +31,175 @@ fn text(m: regex::bytes::Match<'_>) -> String {
     String::from_utf8_lossy(m.as_bytes()).into_owned()
 }
 
+/// A cursor over an access-log line.
+struct Cursor<'a> {
+    line: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// The bytes up to the next space (which is consumed).
+    fn token(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.line[self.at..];
+        let end = memchr::memchr(b' ', rest)?;
+        self.at += end + 1;
+        Some(&rest[..end])
+    }
+
+    /// Consumes `byte` if it is next.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.line.get(self.at) == Some(&byte)).then(|| self.at += 1)
+    }
+
+    /// `[...]`: the bytes up to the closing bracket.
+    fn bracketed(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'[')?;
+        let rest = &self.line[self.at..];
+        let end = memchr::memchr(b']', rest)?;
+        self.at += end + 1;
+        Some(&rest[..end])
+    }
+
+    /// `"..."` with `\"` escapes kept as written; with `lenient`, a missing closing quote at the
+    /// end of the line is accepted.
+    fn quoted(&mut self, lenient: bool) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let mut i = start;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &self.line[i..]) {
+                Some(n) if self.line[i + n] == b'\\' => i += n + 2,
+                Some(n) => {
+                    self.at = i + n + 1;
+                    return Some(&self.line[start..i + n]);
+                }
+                None if lenient => {
+                    self.at = self.line.len();
+                    return Some(&self.line[start..]);
+                }
+                None => return None,
+            }
+            if i > self.line.len() {
+                return None;
+            }
+        }
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.line[self.at.min(self.line.len())..]
+    }
+}
+
+fn string(b: &[u8]) -> serde_json::Value {
+    String::from_utf8_lossy(b).into_owned().into()
+}
+
 /// Parses a combined or common access-log line; returns the event time.
 pub fn parse_access(line: &[u8], fields: &mut Fields) -> Result<Option<jiff::Timestamp>, String> {
-    let c = ACCESS
-        .captures(line)
-        .ok_or("not an access-log line (combined or common format)")?;
-    let time = text(c.name("time").expect("required group"));
-    fields.insert(
-        "remote_addr".into(),
-        text(c.name("remote_addr").expect("required group")).into(),
-    );
-    fields.insert(
-        "remote_user".into(),
-        text(c.name("remote_user").expect("required group")).into(),
-    );
-    fields.insert("time".into(), time.clone().into());
-    let request = text(c.name("request").expect("required group"));
-    let parts: Vec<&str> = request.split(' ').collect();
-    if let [method, path, protocol] = parts[..] {
-        fields.insert("method".into(), method.into());
-        fields.insert("path".into(), path.into());
-        fields.insert("protocol".into(), protocol.into());
+    tokenize_access(line, fields).ok_or_else(|| {
+        fields.clear();
+        "not an access-log line (combined or common format)".to_string()
+    })
+}
+
+fn tokenize_access(line: &[u8], fields: &mut Fields) -> Option<Option<jiff::Timestamp>> {
+    let line = line.trim_ascii_end();
+    let mut c = Cursor { line, at: 0 };
+    let remote_addr = c.token()?;
+    let _ident = c.token()?;
+    let remote_user = c.token()?;
+    let time = c.bracketed()?;
+    c.eat(b' ')?;
+    let request = c.quoted(false)?;
+    c.eat(b' ')?;
+    let status = c.token()?;
+    if status.len() != 3 || !status.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    fields.insert("request".into(), request.into());
-    let status: i64 = text(c.name("status").expect("required group"))
-        .parse()
-        .expect("three digits");
-    fields.insert("status".into(), status.into());
-    let bytes = c.name("bytes").expect("required group").as_bytes();
-    let bytes: i64 = if bytes == b"-" {
-        0
-    } else {
-        std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|b| b.parse().ok())
-            .unwrap_or(0)
+    let (bytes, combined) = match memchr::memchr(b' ', c.rest()) {
+        Some(_) => (c.token()?, true),
+        None => (c.rest(), false),
     };
-    fields.insert("bytes".into(), bytes.into());
-    if let (Some(r), Some(a)) = (c.name("referrer"), c.name("user_agent")) {
-        fields.insert("referrer".into(), text(r).into());
-        fields.insert("user_agent".into(), text(a).into());
+    let bytes: i64 = match bytes {
+        b"-" => 0,
+        b if !b.is_empty() && b.iter().all(u8::is_ascii_digit) => {
+            std::str::from_utf8(b).ok()?.parse().ok()?
+        }
+        _ => return None,
+    };
+    let (referrer, user_agent) = if combined {
+        let referrer = c.quoted(false)?;
+        c.eat(b' ')?;
+        let agent = c.quoted(true)?;
+        if !c.rest().trim_ascii().is_empty() {
+            return None;
+        }
+        (Some(referrer), Some(agent))
+    } else {
+        (None, None)
+    };
+    let time_text = String::from_utf8_lossy(time).into_owned();
+    fields.insert("remote_addr".into(), string(remote_addr));
+    fields.insert("remote_user".into(), string(remote_user));
+    fields.insert("time".into(), time_text.clone().into());
+    let mut parts = request.splitn(4, |&b| b == b' ');
+    if let (Some(m), Some(p), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    {
+        fields.insert("method".into(), string(m));
+        fields.insert("path".into(), string(p));
+        fields.insert("protocol".into(), string(v));
     }
-    Ok(BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", &time)
-        .ok()
-        .and_then(|t| t.to_timestamp().ok()))
+    fields.insert("request".into(), string(request));
+    let status: i64 = std::str::from_utf8(status).ok()?.parse().ok()?;
+    fields.insert("status".into(), status.into());
+    fields.insert("bytes".into(), bytes.into());
+    if let (Some(r), Some(a)) = (referrer, user_agent) {
+        fields.insert("referrer".into(), string(r));
+        fields.insert("user_agent".into(), string(a));
+    }
+    Some(parse_access_time(&time_text))
+}
+
+/// `17/May/2015:10:05:03 +0000`, read without the generic strptime machinery.
+fn parse_access_time(t: &str) -> Option<jiff::Timestamp> {
+    let b = t.as_bytes();
+    if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
+        return BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", t)
+            .ok()
+            .and_then(|t| t.to_timestamp().ok());
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i32>().ok();
+    let month = match &t[3..6] {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let date = jiff::civil::Date::new(num(7..11)? as i16, month, num(0..2)? as i8).ok()?;
+    let dt = date.at(
+        num(12..14)? as i8,
+        num(15..17)? as i8,
+        num(18..20)? as i8,
+        0,
+    );
+    let sign = match b[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let offset =
+        jiff::tz::Offset::from_seconds(sign * (num(22..24)? * 3600 + num(24..26)? * 60)).ok()?;
+    offset.to_timestamp(dt).ok()
 }
 
 /// Parses an Apache error-log line; its time (which has no offset) is read in `zone`.

@@ -24,11 +24,16 @@ pub struct DelimitedConfig {
     pub time_zone: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Delimited {
     delimiter: u8,
     quoting: bool,
     columns: Vec<(String, FieldType)>,
+    /// One reader, built on first use and reset for each line: no allocation per line. Not
+    /// shared by clones (a cloned `csv_core::Reader` did not parse correctly here).
+    reader: Option<csv_core::Reader>,
+    /// Room for one field (a field is never longer than its line).
+    field: Vec<u8>,
 }
 
 impl DelimitedConfig {
@@ -67,6 +72,8 @@ impl DelimitedConfig {
             delimiter,
             quoting,
             columns,
+            reader: None,
+            field: Vec::new(),
         })
     }
 
@@ -79,46 +86,77 @@ impl DelimitedConfig {
     }
 }
 
+impl Clone for Delimited {
+    fn clone(&self) -> Self {
+        Delimited {
+            delimiter: self.delimiter,
+            quoting: self.quoting,
+            columns: self.columns.clone(),
+            reader: None,
+            field: Vec::new(),
+        }
+    }
+}
+
 impl Delimited {
     pub fn parse(
-        &self,
+        &mut self,
         line: &[u8],
         fields: &mut Fields,
         stats: &StreamStats,
     ) -> Result<(), String> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(self.delimiter)
-            .quoting(self.quoting)
-            .from_reader(line);
-        let mut record = csv::ByteRecord::new();
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => return Err("empty line".into()),
-            Err(e) => {
-                return Err(format!(
-                    "invalid {}: {e}",
-                    if self.quoting { "CSV" } else { "TSV" }
-                ));
+        use csv_core::ReadFieldResult;
+        if line.is_empty() {
+            return Err("empty line".into());
+        }
+        let (delimiter, quoting) = (self.delimiter, self.quoting);
+        let reader = self.reader.get_or_insert_with(|| {
+            csv_core::ReaderBuilder::new()
+                .delimiter(delimiter)
+                .quoting(quoting)
+                .build()
+        });
+        reader.reset();
+        self.field.resize(line.len() + 1, 0);
+        let mut input = line;
+        let mut column = 0;
+        // A field may be written over several calls (when the input runs out inside it).
+        let mut written = 0;
+        loop {
+            let (result, nin, nout) = reader.read_field(input, &mut self.field[written..]);
+            input = &input[nin..];
+            written += nout;
+            match result {
+                // All of the line is read: an empty input tells the reader the line ended.
+                ReadFieldResult::InputEmpty => continue,
+                ReadFieldResult::OutputFull => {
+                    let what = if self.quoting { "CSV" } else { "TSV" };
+                    return Err(format!("invalid {what}: a field longer than its line"));
+                }
+                ReadFieldResult::Field { record_end } => {
+                    let text = String::from_utf8_lossy(&self.field[..written]);
+                    written = 0;
+                    match self.columns.get(column) {
+                        Some((name, ty)) => {
+                            let v = convert(&text, *ty).unwrap_or_else(|| {
+                                StreamStats::add(&stats.type_errors, 1);
+                                text.clone().into_owned().into()
+                            });
+                            fields.insert(name.clone(), v);
+                        }
+                        None => {
+                            fields
+                                .insert(format!("column_{}", column + 1), text.into_owned().into());
+                        }
+                    }
+                    column += 1;
+                    if record_end {
+                        return Ok(());
+                    }
+                }
+                ReadFieldResult::End => return Ok(()),
             }
         }
-        for (i, value) in record.iter().enumerate() {
-            let text = String::from_utf8_lossy(value);
-            match self.columns.get(i) {
-                Some((name, ty)) => {
-                    let v = convert(&text, *ty).unwrap_or_else(|| {
-                        StreamStats::add(&stats.type_errors, 1);
-                        text.clone().into_owned().into()
-                    });
-                    fields.insert(name.clone(), v);
-                }
-                None => {
-                    fields.insert(format!("column_{}", i + 1), text.into_owned().into());
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -137,7 +175,7 @@ mod tests {
     fn csv_with_quoted_commas_quotes_and_newlines() {
         let mut c = cfg(&["id", "name", "note"]);
         c.types.insert("id".into(), FieldType::Int);
-        let p = c.build(b',', true).unwrap();
+        let mut p = c.build(b',', true).unwrap();
         let stats = StreamStats::default();
         let mut f = Fields::new();
         p.parse(
@@ -162,7 +200,7 @@ mod tests {
 
     #[test]
     fn tsv_does_not_interpret_quotes() {
-        let p = cfg(&["a", "b"]).build(b'\t', false).unwrap();
+        let mut p = cfg(&["a", "b"]).build(b'\t', false).unwrap();
         let mut f = Fields::new();
         p.parse(
             b"\"quoted\"\tplain, with comma",
@@ -172,6 +210,21 @@ mod tests {
         .unwrap();
         assert_eq!(f["a"], "\"quoted\"");
         assert_eq!(f["b"], "plain, with comma");
+    }
+
+    #[test]
+    fn a_cloned_parser_parses_like_a_fresh_one() {
+        // Regression: a clone sharing a copied csv_core::Reader returned one empty field.
+        let p = cfg(&["id", "user"]).build(b',', true).unwrap();
+        let mut clone = p.clone();
+        let mut f = Fields::new();
+        clone
+            .parse(b"1,alice", &mut f, &StreamStats::default())
+            .unwrap();
+        assert_eq!(
+            serde_json::Value::Object(f),
+            serde_json::json!({"id": "1", "user": "alice"})
+        );
     }
 
     #[test]

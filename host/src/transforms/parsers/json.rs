@@ -6,7 +6,11 @@ use crate::event::Fields;
 pub fn parse(line: &[u8], fields: &mut Fields) -> Result<(), String> {
     match serde_json::from_slice::<serde_json::Value>(line) {
         Ok(serde_json::Value::Object(map)) => {
-            fields.extend(map);
+            if fields.is_empty() {
+                *fields = map; // no re-insertion when the line is the record's only source
+            } else {
+                fields.extend(map);
+            }
             Ok(())
         }
         Ok(other) => Err(format!("not a JSON object but {}", kind(&other))),
