@@ -63,7 +63,7 @@ fn batch_of(lines: impl Iterator<Item = Vec<u8>>) -> Batch {
     b
 }
 
-fn s<'a>(f: &'a serde_json::Map<String, serde_json::Value>, k: &str) -> String {
+fn s(f: &serde_json::Map<String, serde_json::Value>, k: &str) -> String {
     match f.get(k) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),

@@ -136,11 +136,11 @@ impl ParserConfig {
             ParserConfig::Docker(_) => (ParserKind::Docker, TimeOptions::default()),
             ParserConfig::Logfmt(c) => (ParserKind::Logfmt(c.types.clone()), c.time_options()),
             ParserConfig::Csv(c) => (
-                ParserKind::Delimited(c.build(b',', true)?),
+                ParserKind::Delimited(Box::new(c.build(b',', true)?)),
                 c.time_options(),
             ),
             ParserConfig::Tsv(c) => (
-                ParserKind::Delimited(c.build(b'\t', false)?),
+                ParserKind::Delimited(Box::new(c.build(b'\t', false)?)),
                 c.time_options(),
             ),
         };
@@ -214,7 +214,7 @@ enum ParserKind {
     ApacheError(jiff::tz::TimeZone),
     Syslog(chrono::FixedOffset),
     Logfmt(IndexMap<String, regexp::FieldType>),
-    Delimited(delimited::Delimited),
+    Delimited(Box<delimited::Delimited>),
     Cri,
     Docker,
 }
