@@ -161,45 +161,9 @@ fn tokenize_access(line: &[u8], fields: &mut Fields) -> Option<Option<jiff::Time
     Some(parse_access_time(&time_text))
 }
 
-/// `17/May/2015:10:05:03 +0000`, read without the generic strptime machinery.
+/// `17/May/2015:10:05:03 +0000`.
 fn parse_access_time(t: &str) -> Option<jiff::Timestamp> {
-    let b = t.as_bytes();
-    if b.len() != 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b' ' {
-        return BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", t)
-            .ok()
-            .and_then(|t| t.to_timestamp().ok());
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i32>().ok();
-    let month = match &t[3..6] {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let date = jiff::civil::Date::new(num(7..11)? as i16, month, num(0..2)? as i8).ok()?;
-    let dt = date.at(
-        num(12..14)? as i8,
-        num(15..17)? as i8,
-        num(18..20)? as i8,
-        0,
-    );
-    let sign = match b[21] {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let offset =
-        jiff::tz::Offset::from_seconds(sign * (num(22..24)? * 3600 + num(24..26)? * 60)).ok()?;
-    offset.to_timestamp(dt).ok()
+    BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", t).ok()?.to_timestamp().ok()
 }
 
 /// Parses an Apache error-log line; its time (which has no offset) is read in `zone`.
