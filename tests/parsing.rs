@@ -18,15 +18,20 @@ fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Copies the Apache access sample (tests/fixtures) to `dir/access.log`.
+fn copy_sample(dir: &std::path::Path) {
     let sample = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/fixtures/apache_access_10k.log"
     );
-    fs::copy(sample, d.join("access.log")).unwrap();
+    fs::copy(sample, dir.join("access.log")).unwrap();
+}
+
+#[test]
+fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_sample(d);
     let config = format!(
         "streams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {{ type: regexp, pattern: '{pattern}', types: {{ status: int, bytes: int }}, time_key: time, time_format: '%d/%b/%Y:%H:%M:%S %z' }}\n    fields: {{ cluster: prod-eu-1, pod: \"${{POD_NAME:-web-0}}\" }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
         dir = d.display(),
@@ -90,11 +95,7 @@ fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
 fn nginx_and_apache2_parse_every_line_of_the_apache_sample() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/apache_access_10k.log"
-    );
-    fs::copy(sample, d.join("access.log")).unwrap();
+    copy_sample(d);
     for parser in ["nginx", "apache2"] {
         let config = format!(
             "checkpoint_dir: {dir}/ck-{parser}\nstreams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {parser}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/{parser}.json, format: json }}\n",

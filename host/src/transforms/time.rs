@@ -62,28 +62,34 @@ impl TimeOptions {
                 ));
             }
         };
-        let zone = match self.time_zone.as_deref() {
-            None | Some("UTC") | Some("utc") => TimeZone::UTC,
-            Some(z) if z.starts_with(['+', '-']) => {
-                parse_offset(z).map(TimeZone::fixed).ok_or_else(|| {
-                    (
-                        "time_zone".to_string(),
-                        format!("invalid offset `{z}` (write +02:00)"),
-                    )
-                })?
-            }
-            Some(z) => TimeZone::get(z).map_err(|e| {
-                (
-                    "time_zone".to_string(),
-                    format!("unknown time zone `{z}`: {e}"),
-                )
-            })?,
-        };
+        let zone = parse_zone(self.time_zone.as_deref())?;
         Ok(Some(TimeFrom {
             key: key.clone(),
             format,
             zone,
         }))
+    }
+}
+
+/// A `time_zone` option: absent or `UTC`, an offset such as `+02:00`, or an IANA name. The
+/// error is `(key, reason)`.
+pub fn parse_zone(name: Option<&str>) -> Result<TimeZone, (String, String)> {
+    match name {
+        None | Some("UTC") | Some("utc") => Ok(TimeZone::UTC),
+        Some(z) if z.starts_with(['+', '-']) => {
+            parse_offset(z).map(TimeZone::fixed).ok_or_else(|| {
+                (
+                    "time_zone".to_string(),
+                    format!("invalid offset `{z}` (write +02:00)"),
+                )
+            })
+        }
+        Some(z) => TimeZone::get(z).map_err(|e| {
+            (
+                "time_zone".to_string(),
+                format!("unknown time zone `{z}`: {e}"),
+            )
+        }),
     }
 }
 
@@ -101,10 +107,6 @@ fn parse_offset(s: &str) -> Option<Offset> {
 impl TimeFrom {
     pub fn key(&self) -> &str {
         &self.key
-    }
-
-    pub fn zone(&self) -> &TimeZone {
-        &self.zone
     }
 
     /// The event time in `fields`; `Err` says why there is none.

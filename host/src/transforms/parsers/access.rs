@@ -163,7 +163,10 @@ fn tokenize_access(line: &[u8], fields: &mut Fields) -> Option<Option<jiff::Time
 
 /// `17/May/2015:10:05:03 +0000`.
 fn parse_access_time(t: &str) -> Option<jiff::Timestamp> {
-    BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", t).ok()?.to_timestamp().ok()
+    BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", t)
+        .ok()?
+        .to_timestamp()
+        .ok()
 }
 
 /// Parses an Apache error-log line; its time (which has no offset) is read in `zone`.

@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use crate::event::{Batch, Fields};
 use crate::stats::StreamStats;
 use crate::transforms::Transform;
-use crate::transforms::time::{TimeFrom, TimeOptions};
+use crate::transforms::time::{TimeFrom, TimeOptions, parse_zone};
 
 /// The field a parser sets when a line does not parse.
 pub const PARSE_ERROR: &str = "parse_error";
@@ -106,23 +106,11 @@ impl ParserConfig {
                 (ParserKind::Access, TimeOptions::default())
             }
             ParserConfig::ApacheError(z) => {
-                // Validate the zone through the shared time options.
-                let opts = TimeOptions {
-                    time_key: Some("time".into()),
-                    time_format: Some("%c".into()),
-                    time_zone: z.time_zone.clone(),
-                };
-                let zone = opts.build()?.expect("time_key set").zone().clone();
+                let zone = parse_zone(z.time_zone.as_deref())?;
                 (ParserKind::ApacheError(zone), TimeOptions::default())
             }
             ParserConfig::Syslog(z) => {
-                let opts = TimeOptions {
-                    time_key: Some("time".into()),
-                    time_format: Some("%c".into()),
-                    time_zone: z.time_zone.clone(),
-                };
-                let zone = opts.build()?.expect("time_key set").zone().clone();
-                let offset = zone
+                let offset = parse_zone(z.time_zone.as_deref())?
                     .to_fixed_offset()
                     .ok()
                     .and_then(|o| chrono::FixedOffset::east_opt(o.seconds()))
