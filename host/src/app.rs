@@ -20,7 +20,7 @@ use crate::checkpoint::{CheckpointStore, Ledger};
 use crate::config::Topology;
 use crate::route::{Output, Router};
 use crate::shutdown::Shutdown;
-use crate::sinks::{QUEUE_BATCHES, SinkExit};
+use crate::sinks::{QUEUE_BATCHES, SinkContext, SinkExit};
 use crate::sources::file::FileSource;
 use crate::sources::file::watcher::Watcher;
 use crate::stats::StreamStats;
@@ -73,16 +73,28 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<SinkExit>();
+    // Every queue first, so a sink can hold another's (a dead-letter sink) when it starts.
     let mut outputs = Vec::new();
-    for (name, cfg) in &top.sinks {
+    let mut inputs = Vec::new();
+    for (name, _) in &top.sinks {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
-        cfg.spawn(Arc::clone(name), rx, exit_tx.clone())
-            .with_context(|| format!("starting sink `{name}`"))?;
         outputs.push(Output {
             sink: Arc::clone(name),
             tx,
         });
+        inputs.push(rx);
     }
+    let ctx = SinkContext {
+        inputs: outputs
+            .iter()
+            .map(|o| (Arc::clone(&o.sink), o.tx.clone()))
+            .collect(),
+    };
+    for ((name, cfg), rx) in top.sinks.iter().zip(inputs) {
+        cfg.spawn(Arc::clone(name), rx, exit_tx.clone(), &ctx)
+            .with_context(|| format!("starting sink `{name}`"))?;
+    }
+    drop(ctx);
     drop(exit_tx);
     let mut sinks_left = outputs.len();
 

@@ -53,3 +53,44 @@ impl StreamStats {
         );
     }
 }
+
+/// Counters of one remote sink, logged when it stops.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Records the server acknowledged.
+    pub delivered: AtomicU64,
+    /// Failed attempts that were retried.
+    pub retries: AtomicU64,
+    /// Records rejected for good and sent to the dead-letter sink.
+    pub dead_lettered: AtomicU64,
+    /// Records rejected for good with no dead-letter sink (logged, counted, acknowledged).
+    pub rejected: AtomicU64,
+    /// Requests sent, and their total time in microseconds.
+    pub requests: AtomicU64,
+    pub request_micros: AtomicU64,
+}
+
+impl SinkStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        StreamStats::add(counter, n);
+    }
+
+    pub fn observe_request(&self, took: std::time::Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.request_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn log(&self, sink: &str) {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        tracing::info!(
+            sink,
+            delivered = g(&self.delivered),
+            retries = g(&self.retries),
+            dead_lettered = g(&self.dead_lettered),
+            rejected = g(&self.rejected),
+            requests = g(&self.requests),
+            "sink statistics"
+        );
+    }
+}

@@ -134,7 +134,7 @@ pub mod defaults {
 }
 
 /// Sizes as numbers of bytes or strings such as `1MiB`, `512KiB`, `64k`.
-fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
         type Value = u64;
@@ -401,8 +401,19 @@ impl Config {
                 sinks: s.sinks.iter().map(|n| Arc::from(n.as_str())).collect(),
             });
         }
+        for (name, sink) in &self.sinks {
+            sink.validate(name, &sink_names).map_err(|(k, reason)| {
+                let key = if k.is_empty() {
+                    format!("sinks.{name}")
+                } else {
+                    format!("sinks.{name}.{k}")
+                };
+                err(key, reason)
+            })?;
+        }
         for name in self.sinks.keys() {
-            if !self.streams.values().any(|s| s.sinks.contains(name)) {
+            let dead_letter_of_some = self.sinks.values().any(|s| matches!(s, SinkConfig::Http(h) if h.dead_letter.as_deref() == Some(name.as_str())));
+            if !dead_letter_of_some && !self.streams.values().any(|s| s.sinks.contains(name)) {
                 tracing::warn!(sink = %name, "sink is not used by any stream");
             }
         }

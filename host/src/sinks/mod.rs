@@ -8,9 +8,11 @@
 //! closed) it reports the error, and the application shuts down.
 
 pub mod file;
+pub mod http;
 pub mod stdout;
 pub mod util;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -44,6 +46,33 @@ pub enum SinkConfig {
     Stdout(stdout::StdoutConfig),
     /// Appends to a file.
     File(file::FileConfig),
+    /// POSTs NDJSON (or a JSON array) to a URL.
+    Http(Box<http::HttpSinkConfig>),
+}
+
+/// What a sink may need from the others when it starts.
+pub struct SinkContext {
+    /// Every sink's input queue, by name (for dead-letter sinks).
+    pub inputs: HashMap<Arc<str>, mpsc::Sender<SinkBatch>>,
+}
+
+impl SinkContext {
+    /// The named dead-letter sink's queue.
+    pub fn dead_letter(
+        &self,
+        name: Option<&str>,
+    ) -> anyhow::Result<Option<(Arc<str>, mpsc::Sender<SinkBatch>)>> {
+        let Some(name) = name else { return Ok(None) };
+        let (k, tx) = self
+            .inputs
+            .get_key_value(name)
+            .ok_or_else(|| anyhow::anyhow!("dead_letter: no sink named `{name}`"))?;
+        Ok(Some((Arc::clone(k), tx.clone())))
+    }
+
+    pub fn stats(&self) -> Arc<crate::stats::SinkStats> {
+        Arc::default()
+    }
 }
 
 impl SinkConfig {
@@ -53,11 +82,43 @@ impl SinkConfig {
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
         exit: mpsc::UnboundedSender<SinkExit>,
+        ctx: &SinkContext,
     ) -> anyhow::Result<()> {
         match self {
             SinkConfig::Stdout(c) => c.spawn(name, input, exit),
             SinkConfig::File(c) => c.spawn(name, input, exit),
+            SinkConfig::Http(c) => c.spawn(name, input, exit, ctx),
         }
+    }
+
+    /// Checks what the types cannot, before anything starts: `(key relative to the sink,
+    /// reason)`. `name` is this sink's name; `sinks` every sink's name.
+    pub fn validate(&self, name: &str, sinks: &[&str]) -> Result<(), (String, String)> {
+        let SinkConfig::Http(c) = self else {
+            return Ok(());
+        };
+        c.settings().map_err(|e| {
+            let msg = format!("{e:#}");
+            match msg.split_once(": ") {
+                Some((key, reason)) if !key.contains(' ') => (key.to_string(), reason.to_string()),
+                _ => (String::new(), msg),
+            }
+        })?;
+        if let Some(dl) = &c.dead_letter {
+            if dl == name {
+                return Err((
+                    "dead_letter".into(),
+                    "a sink cannot be its own dead-letter sink".into(),
+                ));
+            }
+            if !sinks.contains(&dl.as_str()) {
+                return Err((
+                    "dead_letter".into(),
+                    format!("no sink named `{dl}` (sinks defined: {})", sinks.join(", ")),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A one-line description for `tailcar check`.
@@ -65,6 +126,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Stdout(c) => format!("stdout, format {}", c.format),
             SinkConfig::File(c) => format!("file {}, format {}", c.path.display(), c.format),
+            SinkConfig::Http(c) => format!("http {} {}", c.method, c.url),
         }
     }
 }

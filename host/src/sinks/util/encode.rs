@@ -52,9 +52,19 @@ fn is_false(b: &bool) -> bool {
 
 /// Writes every record of `batch` to `out` in `format`.
 pub fn encode_batch(batch: &Batch, format: Format, out: &mut impl Write) -> io::Result<()> {
+    encode_range(batch, 0..batch.len(), format, out)
+}
+
+/// Writes the records `range` of `batch` to `out` in `format`.
+pub fn encode_range(
+    batch: &Batch,
+    range: std::ops::Range<usize>,
+    format: Format,
+    out: &mut impl Write,
+) -> io::Result<()> {
     match format {
         Format::Raw => {
-            for r in &batch.records {
+            for r in &batch.records[range.clone()] {
                 out.write_all(batch.line(r))?;
                 out.write_all(b"\n")?;
             }
@@ -64,7 +74,13 @@ pub fn encode_batch(batch: &Batch, format: Format, out: &mut impl Write) -> io::
                 .map(|t| t.to_string())
                 .unwrap_or_default();
             let file = batch.source.path.to_string_lossy();
-            for (i, r) in batch.records.iter().enumerate() {
+            for (i, r) in batch
+                .records
+                .iter()
+                .enumerate()
+                .skip(range.start)
+                .take(range.len())
+            {
                 let event_time = batch.times.get(i).copied().flatten().map(|t| t.to_string());
                 let rec = JsonRecord {
                     timestamp: event_time.as_deref().unwrap_or(&read_at),

@@ -1,0 +1,224 @@
+//! The delivery loop every remote sink runs: batch → encode → send → retry → acknowledge.
+//!
+//! One tokio task per sink reads its bounded queue into the [`Batcher`]; each full (or timed
+//! out) request waits for one of `max_in_flight` permits, so a slow server stops the loop from
+//! reading its queue, the queue fills, and the stream's tailer blocks: backpressure all the way
+//! to the file. Each request is sent by its own task and retried (see [`retry`]) until it is
+//! delivered, when its ack shares are resolved, or permanently rejected, when it goes to the
+//! dead-letter sink (or is counted and logged). The loop ends when its queue is closed and every
+//! request is settled.
+//!
+//! [`retry`]: super::retry
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use super::batcher::{BatchConfig, Batcher, Request};
+use super::http::{HttpClient, HttpSettings, Response, send};
+use super::retry::{Backoff, Outcome, RetryConfig, classify_status};
+use crate::event::Batch;
+use crate::sinks::{SinkBatch, SinkExit};
+use crate::stats::SinkStats;
+
+/// What a remote sink adds to the shared loop: its body format and how it judges a response.
+pub trait Encoder: Send + Sync + 'static {
+    fn content_type(&self) -> &'static str;
+    /// Writes the request body for `request`'s records.
+    fn encode(&self, request: &Request, out: &mut Vec<u8>);
+    /// Decides what a response means; the default is [`classify_status`].
+    fn classify(&self, response: &Response) -> Outcome {
+        classify_status(response.status, &response.headers)
+    }
+}
+
+/// The delivery options of one remote sink.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub batch: BatchConfig,
+    pub retry: RetryConfig,
+    pub max_in_flight: usize,
+    /// Where permanently rejected records go.
+    pub dead_letter: Option<(Arc<str>, mpsc::Sender<SinkBatch>)>,
+}
+
+/// One remote sink, ready to run.
+pub struct RemoteSink {
+    pub name: Arc<str>,
+    pub client: HttpClient,
+    pub settings: HttpSettings,
+    pub encoder: Arc<dyn Encoder>,
+    pub delivery: Delivery,
+    pub stats: Arc<SinkStats>,
+}
+
+/// Starts the sink's delivery task.
+pub fn spawn(
+    sink: RemoteSink,
+    input: mpsc::Receiver<SinkBatch>,
+    exit: mpsc::UnboundedSender<SinkExit>,
+) {
+    tokio::spawn(async move {
+        let name = Arc::clone(&sink.name);
+        let ctx = Arc::new(sink);
+        run(Arc::clone(&ctx), input).await;
+        ctx.stats.log(&name);
+        let _ = exit.send(SinkExit {
+            sink: name,
+            result: Ok(()),
+        });
+    });
+}
+
+type Context = RemoteSink;
+
+async fn run(ctx: Arc<Context>, mut input: mpsc::Receiver<SinkBatch>) {
+    let permits = Arc::new(Semaphore::new(ctx.delivery.max_in_flight.max(1)));
+    let mut batcher = Batcher::new(ctx.delivery.batch.clone());
+    let mut tasks = JoinSet::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let ready = tokio::select! {
+            msg = input.recv() => match msg {
+                Some(sb) => {
+                    let full = batcher.add(sb);
+                    if batcher.is_empty() {
+                        deadline = None;
+                    } else if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + batcher.timeout());
+                    }
+                    full
+                }
+                None => break,
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                deadline = None;
+                batcher.take().into_iter().collect()
+            }
+        };
+        for request in ready {
+            let permit = Arc::clone(&permits)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let ctx = Arc::clone(&ctx);
+            tasks.spawn(async move {
+                deliver(&ctx, request).await;
+                drop(permit);
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    if let Some(request) = batcher.take() {
+        let ctx = Arc::clone(&ctx);
+        tasks.spawn(async move { deliver(&ctx, request).await });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one request until it is delivered or permanently rejected.
+async fn deliver(ctx: &Context, request: Request) {
+    let mut body = Vec::with_capacity(request.bytes);
+    ctx.encoder.encode(&request, &mut body);
+    let mut backoff = Backoff::new(&ctx.delivery.retry);
+    loop {
+        let started = std::time::Instant::now();
+        let outcome = match send(
+            &ctx.client,
+            &ctx.settings,
+            ctx.encoder.content_type(),
+            &body,
+        )
+        .await
+        {
+            Ok(response) => ctx.encoder.classify(&response),
+            Err(e) => Outcome::Retry {
+                reason: format!("{e:#}"),
+                after: None,
+            },
+        };
+        ctx.stats.observe_request(started.elapsed());
+        match outcome {
+            Outcome::Delivered => {
+                SinkStats::add(&ctx.stats.delivered, request.records as u64);
+                for part in request.parts {
+                    part.ack.delivered();
+                }
+                return;
+            }
+            Outcome::Retry { reason, after } => {
+                let wait = backoff.next(after);
+                SinkStats::add(&ctx.stats.retries, 1);
+                tracing::warn!(sink = %ctx.name, %reason, records = request.records, retry_in = ?wait, "delivery failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Outcome::Permanent(reason) => {
+                dead_letter(ctx, request, &reason).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Hands permanently rejected records to the dead-letter sink, or counts and logs them.
+async fn dead_letter(ctx: &Context, request: Request, reason: &str) {
+    let records = request.records as u64;
+    match &ctx.delivery.dead_letter {
+        Some((dl_name, tx)) => {
+            tracing::error!(sink = %ctx.name, %reason, records, dead_letter = %dl_name, "rejected permanently; sent to the dead-letter sink");
+            SinkStats::add(&ctx.stats.dead_lettered, records);
+            for part in request.parts {
+                let batch = Arc::new(subset(&part.batch, part.range.clone()));
+                if tx
+                    .send(SinkBatch {
+                        batch,
+                        ack: part.ack,
+                    })
+                    .await
+                    .is_err()
+                {
+                    tracing::error!(sink = %ctx.name, dead_letter = %dl_name, "the dead-letter sink has stopped; these lines stay unacknowledged");
+                }
+            }
+        }
+        None => {
+            tracing::error!(sink = %ctx.name, %reason, records, "rejected permanently and no dead_letter sink is configured; counted as rejected");
+            SinkStats::add(&ctx.stats.rejected, records);
+            for part in request.parts {
+                part.ack.delivered();
+            }
+        }
+    }
+}
+
+/// The records `range` of `batch`, as a batch of their own.
+fn subset(batch: &Batch, range: std::ops::Range<usize>) -> Batch {
+    let mut out = Batch::new(Arc::clone(&batch.source), batch.read_at);
+    for i in range {
+        let r = batch.records[i];
+        out.push_line(batch.line(&r), r.offset, r.flags);
+        if let Some(f) = batch.fields(i) {
+            let n = out.len();
+            out.fields_mut()[n - 1] = f.clone();
+        }
+        if let Some(Some(t)) = batch.times.get(i) {
+            let n = out.len();
+            out.times_mut()[n - 1] = Some(*t);
+        }
+    }
+    out
+}
+
+/// The default request timeout.
+pub fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}

@@ -1,0 +1,363 @@
+//! The HTTP client every remote sink shares: hyper over rustls (system roots, plus an optional
+//! CA file; certificate checks off only with `tls.insecure_skip_verify`), a request timeout,
+//! gzip bodies, extra headers, and basic or bearer authentication whose secrets may be read from
+//! files and are never logged.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// A secret value: shown as `***` in debug output and logs.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Authentication: `{ user, password }` or `{ bearer }`, each secret inline (use `${ENV}`) or
+/// read from a file (`password_file`, `bearer_file`, as mounted from a Kubernetes Secret).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+    pub bearer: Option<Secret>,
+    pub bearer_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// A PEM file of extra CA certificates to trust besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. Only for tests and trusted networks.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Request body compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    None,
+}
+
+fn read_secret(path: &PathBuf) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading secret file {}", path.display()))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+}
+
+impl AuthConfig {
+    /// The `Authorization` header value.
+    pub fn header(&self) -> Result<HeaderValue> {
+        let secret = |inline: &Option<Secret>,
+                      file: &Option<PathBuf>,
+                      what: &str|
+         -> Result<Option<String>> {
+            match (inline, file) {
+                (Some(_), Some(_)) => bail!("give `{what}` or `{what}_file`, not both"),
+                (Some(s), None) => Ok(Some(s.0.clone())),
+                (None, Some(p)) => read_secret(p).map(Some),
+                (None, None) => Ok(None),
+            }
+        };
+        let password = secret(&self.password, &self.password_file, "password")?;
+        let bearer = secret(&self.bearer, &self.bearer_file, "bearer")?;
+        let value = match (&self.user, password, bearer) {
+            (Some(user), Some(pw), None) => {
+                use base64::Engine;
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+                )
+            }
+            (None, None, Some(token)) => format!("Bearer {token}"),
+            _ => bail!(
+                "auth takes `user` with `password` (or `password_file`), or `bearer` (or `bearer_file`)"
+            ),
+        };
+        let mut v = HeaderValue::from_str(&value)
+            .context("the credentials are not a valid header value")?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}
+
+/// What a remote sink's HTTP requests share.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub method: Method,
+    pub url: http::Uri,
+    pub headers: HeaderMap,
+    pub compression: Compression,
+    pub timeout: Duration,
+}
+
+impl HttpSettings {
+    /// Validates the request settings; errors name the option.
+    pub fn new(
+        method: &str,
+        url: &str,
+        headers: &IndexMap<String, Secret>,
+        auth: Option<&AuthConfig>,
+        compression: Compression,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let method: Method = method
+            .parse()
+            .with_context(|| format!("method: `{method}` is not an HTTP method"))?;
+        let uri: http::Uri = url
+            .parse()
+            .with_context(|| format!("url: `{url}` is not a URL"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            bail!("url: `{url}` must start with http:// or https://");
+        }
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            let name: HeaderName = k
+                .parse()
+                .with_context(|| format!("headers: `{k}` is not a header name"))?;
+            let mut value = HeaderValue::from_str(&v.0)
+                .with_context(|| format!("headers.{k}: not a valid header value"))?;
+            value.set_sensitive(true);
+            map.insert(name, value);
+        }
+        if let Some(a) = auth {
+            map.insert(http::header::AUTHORIZATION, a.header().context("auth")?);
+        }
+        Ok(HttpSettings {
+            method,
+            url: uri,
+            headers: map,
+            compression,
+            timeout,
+        })
+    }
+}
+
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the client: TLS with the system's roots (plus `tls.ca_file`), HTTP/1.1.
+pub fn client(tls: &TlsConfig) -> Result<HttpClient> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?;
+    let config = if tls.insecure_skip_verify {
+        tracing::warn!("tls.insecure_skip_verify: server certificates are not checked");
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(danger::NoVerification))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        if let Some(path) = &tls.ca_file {
+            use rustls_pki_types::pem::PemObject;
+            let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .with_context(|| format!("tls.ca_file: reading {}", path.display()))?
+                .collect::<Result<_, _>>()
+                .with_context(|| {
+                    format!(
+                        "tls.ca_file: {} is not a PEM certificate file",
+                        path.display()
+                    )
+                })?;
+            for c in certs {
+                roots.add(c).with_context(|| {
+                    format!(
+                        "tls.ca_file: a certificate in {} is invalid",
+                        path.display()
+                    )
+                })?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends `body` (compressed as configured) and reads the response, within the timeout.
+pub async fn send(
+    client: &HttpClient,
+    settings: &HttpSettings,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response> {
+    let (body, encoding) = match settings.compression {
+        Compression::Gzip => {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            gz.write_all(body)?;
+            (gz.finish()?, Some("gzip"))
+        }
+        Compression::None => (body.to_vec(), None),
+    };
+    let mut request = Request::builder()
+        .method(settings.method.clone())
+        .uri(settings.url.clone());
+    let headers = request.headers_mut().expect("a fresh builder");
+    headers.extend(settings.headers.clone());
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type)?,
+    );
+    if let Some(e) = encoding {
+        headers.insert(http::header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    let request = request.body(Full::new(Bytes::from(body)))?;
+    let exchange = async {
+        let response = client.request(request).await.context("request failed")?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .context("reading the response")?
+            .to_bytes();
+        Ok::<_, anyhow::Error>(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    };
+    tokio::time::timeout(settings.timeout, exchange)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no response within {}",
+                humantime::format_duration(settings.timeout)
+            )
+        })?
+}
+
+mod danger {
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+    /// Accepts every certificate (`tls.insecure_skip_verify`).
+    #[derive(Debug)]
+    pub struct NoVerification;
+
+    impl ServerCertVerifier for NoVerification {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_headers_and_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let basic = AuthConfig {
+            user: Some("elastic".into()),
+            password: None,
+            password_file: Some(pw),
+            bearer: None,
+            bearer_file: None,
+        };
+        let h = basic.header().unwrap();
+        assert_eq!(h.to_str().unwrap(), "Basic ZWxhc3RpYzpzM2NyZXQ=");
+        assert!(h.is_sensitive());
+        let bearer = AuthConfig {
+            user: None,
+            password: None,
+            password_file: None,
+            bearer: Some(Secret("tok".into())),
+            bearer_file: None,
+        };
+        assert_eq!(bearer.header().unwrap().to_str().unwrap(), "Bearer tok");
+        assert_eq!(
+            format!("{bearer:?}").matches("tok").count(),
+            0,
+            "secrets never appear in debug output"
+        );
+        let neither = AuthConfig {
+            user: Some("u".into()),
+            password: None,
+            password_file: None,
+            bearer: None,
+            bearer_file: None,
+        };
+        assert!(neither.header().is_err());
+    }
+
+    #[test]
+    fn settings_name_the_bad_option() {
+        let h = IndexMap::new();
+        let err = |m: &str, u: &str| {
+            HttpSettings::new(m, u, &h, None, Compression::None, Duration::from_secs(1))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("POST", "ftp://x").starts_with("url:"));
+        assert!(err("NOT A METHOD", "http://x").starts_with("method:"));
+    }
+}

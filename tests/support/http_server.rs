@@ -1,0 +1,163 @@
+//! A real HTTP server on 127.0.0.1 for the sink tests: it records every request (bodies
+//! gunzipped) and answers from a script (status codes, `Retry-After`, or no answer at all),
+//! then 200 once the script is used up.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+
+/// How the server answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    RetryAfter(u16, u64),
+    /// Accept the request and never answer.
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
+    pub at: Instant,
+    pub status: u16,
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl TestServer {
+    pub fn start(script: Vec<Reply>) -> TestServer {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), script)
+    }
+
+    pub fn start_on(addr: SocketAddr, script: Vec<Reply>) -> TestServer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .expect("binding the test server");
+        let addr = listener.local_addr().unwrap();
+        let (rec, scr) = (Arc::clone(&received), Arc::clone(&script));
+        rt.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (rec, scr) = (Arc::clone(&rec), Arc::clone(&scr));
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (rec, scr) = (Arc::clone(&rec), Arc::clone(&scr));
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let raw = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let gzip = parts
+                                .headers
+                                .get("content-encoding")
+                                .is_some_and(|v| v == "gzip");
+                            let body = if gzip {
+                                let mut out = Vec::new();
+                                flate2::read::GzDecoder::new(&raw[..])
+                                    .read_to_end(&mut out)
+                                    .unwrap();
+                                out
+                            } else {
+                                raw.to_vec()
+                            };
+                            let reply = scr
+                                .lock()
+                                .unwrap()
+                                .pop_front()
+                                .unwrap_or(Reply::Status(200));
+                            let status = match &reply {
+                                Reply::Status(s) | Reply::RetryAfter(s, _) => *s,
+                                Reply::Hang => 0,
+                            };
+                            rec.lock().unwrap().push(Received {
+                                method: parts.method.to_string(),
+                                path: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body,
+                                at: Instant::now(),
+                                status,
+                            });
+                            let mut resp = Response::builder();
+                            match reply {
+                                Reply::Hang => {
+                                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                                    resp = resp.status(500);
+                                }
+                                Reply::Status(s) => resp = resp.status(s),
+                                Reply::RetryAfter(s, secs) => {
+                                    resp = resp.status(s).header("retry-after", secs.to_string())
+                                }
+                            }
+                            Ok::<_, std::convert::Infallible>(
+                                resp.body(Full::new(Bytes::from_static(b"{}"))).unwrap(),
+                            )
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        TestServer {
+            addr,
+            received,
+            script,
+            _rt: rt,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The bodies of the requests answered 2xx.
+    pub fn accepted_bodies(&self) -> Vec<Vec<u8>> {
+        self.received()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .map(|r| r.body)
+            .collect()
+    }
+
+    pub fn script_left(&self) -> usize {
+        self.script.lock().unwrap().len()
+    }
+}
+
+/// A port nothing listens on now (bound, then released).
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
