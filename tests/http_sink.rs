@@ -314,3 +314,65 @@ fn bad_remote_sink_configurations_are_refused() {
         );
     }
 }
+
+/// A stream routed to a working sink and to a dead one: returns how many lines the working one
+/// received within `wait` (and 2 s more), out of `lines`.
+fn one_dead_sink(when_full: &str, lines: u64, wait: Duration) -> (usize, Tailcar) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    std::mem::forget(dir); // the process outlives this function
+    let good = TestServer::start(vec![]);
+    let dead = free_port();
+    append(&d.join("app.log"), "a", 0..lines);
+    let cfg = format!(
+        "grace_period: 1s\nstreams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [good, dead]\nsinks:\n  good: {{ type: http, url: '{url}', compression: none, batch: {{ timeout: 100ms }} }}\n  dead: {{ type: http, url: 'http://{dead}/', max_in_flight: 1, batch: {{ max_records: 10 }}, retry: {{ initial_backoff: 1s, max_backoff: 1s }}, when_full: {when_full} }}\n",
+        d = d.display(),
+        url = good.url("/")
+    );
+    fs::write(d.join("tailcar.yaml"), cfg).unwrap();
+    let tc = Tailcar::start(&d, &["run", "--config", "tailcar.yaml"]);
+    let count = |s: &TestServer| {
+        s.accepted_bodies()
+            .iter()
+            .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count())
+            .sum::<usize>()
+    };
+    wait_until(wait, || count(&good) == lines as usize);
+    std::thread::sleep(Duration::from_secs(2));
+    (count(&good), tc)
+}
+
+#[test]
+fn a_dead_sink_with_drop_newest_does_not_stall_the_other() {
+    let (received, mut tc) = one_dead_sink("drop_newest", 30_000, Duration::from_secs(30));
+    assert_eq!(
+        received,
+        30_000,
+        "the working sink gets everything:\n{}",
+        tc.stderr()
+    );
+    assert!(
+        tc.stderr()
+            .contains("sink queue full; dropping records for this sink"),
+        "{}",
+        tc.stderr()
+    );
+    tc.signal(nix::sys::signal::Signal::SIGTERM);
+    // The dead sink still holds what it had queued: the drain cannot finish.
+    assert_eq!(tc.wait(T).code(), Some(75));
+}
+
+#[test]
+fn a_dead_sink_with_block_backpressures_the_stream() {
+    let (received, mut tc) = one_dead_sink("block", 30_000, Duration::from_secs(3));
+    assert!(
+        received < 30_000,
+        "the stream is blocked by its dead sink, yet {received} lines went through"
+    );
+    assert!(
+        received > 0,
+        "the working sink got what was read before the queue filled"
+    );
+    tc.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(tc.wait(T).code(), Some(75));
+}

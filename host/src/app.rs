@@ -76,11 +76,14 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
     // Every queue first, so a sink can hold another's (a dead-letter sink) when it starts.
     let mut outputs = Vec::new();
     let mut inputs = Vec::new();
-    for (name, _) in &top.sinks {
+    for (name, cfg) in &top.sinks {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+        let stats = Arc::new(crate::stats::SinkStats::default());
         outputs.push(Output {
             sink: Arc::clone(name),
             tx,
+            when_full: cfg.when_full(),
+            stats,
         });
         inputs.push(rx);
     }
@@ -88,6 +91,10 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
         inputs: outputs
             .iter()
             .map(|o| (Arc::clone(&o.sink), o.tx.clone()))
+            .collect(),
+        stats: outputs
+            .iter()
+            .map(|o| (Arc::clone(&o.sink), Arc::clone(&o.stats)))
             .collect(),
     };
     for ((name, cfg), rx) in top.sinks.iter().zip(inputs) {

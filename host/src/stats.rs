@@ -65,6 +65,8 @@ pub struct SinkStats {
     pub dead_lettered: AtomicU64,
     /// Records rejected for good with no dead-letter sink (logged, counted, acknowledged).
     pub rejected: AtomicU64,
+    /// Records not queued for this sink because its queue was full (`when_full: drop_newest`).
+    pub dropped: AtomicU64,
     /// Requests sent, and their total time in microseconds.
     pub requests: AtomicU64,
     pub request_micros: AtomicU64,
@@ -89,6 +91,7 @@ impl SinkStats {
             retries = g(&self.retries),
             dead_lettered = g(&self.dead_lettered),
             rejected = g(&self.rejected),
+            dropped = g(&self.dropped),
             requests = g(&self.requests),
             "sink statistics"
         );

@@ -54,6 +54,8 @@ pub enum SinkConfig {
 pub struct SinkContext {
     /// Every sink's input queue, by name (for dead-letter sinks).
     pub inputs: HashMap<Arc<str>, mpsc::Sender<SinkBatch>>,
+    /// Every sink's counters, by name.
+    pub stats: HashMap<Arc<str>, Arc<crate::stats::SinkStats>>,
 }
 
 impl SinkContext {
@@ -70,8 +72,8 @@ impl SinkContext {
         Ok(Some((Arc::clone(k), tx.clone())))
     }
 
-    pub fn stats(&self) -> Arc<crate::stats::SinkStats> {
-        Arc::default()
+    pub fn stats(&self, name: &str) -> Arc<crate::stats::SinkStats> {
+        self.stats.get(name).cloned().unwrap_or_default()
     }
 }
 
@@ -119,6 +121,14 @@ impl SinkConfig {
             }
         }
         Ok(())
+    }
+
+    /// What the router does when this sink's queue is full.
+    pub fn when_full(&self) -> crate::route::WhenFull {
+        match self {
+            SinkConfig::Http(c) => c.when_full,
+            _ => crate::route::WhenFull::Block,
+        }
     }
 
     /// A one-line description for `tailcar check`.

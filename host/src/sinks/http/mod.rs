@@ -60,6 +60,10 @@ pub struct HttpSinkConfig {
     pub max_in_flight: usize,
     /// A sink for records the server rejects for good (for example a `file` sink).
     pub dead_letter: Option<String>,
+    /// When this sink's queue is full: `block` (default: back-pressure the stream) or
+    /// `drop_newest` (drop for this sink only, counted).
+    #[serde(default)]
+    pub when_full: crate::route::WhenFull,
 }
 
 fn post() -> String {
@@ -100,13 +104,14 @@ impl HttpSinkConfig {
         let encoder = Arc::new(HttpEncoder {
             format: self.format,
         });
+        let stats = ctx.stats(&name);
         let sink = delivery::RemoteSink {
             name,
             client,
             settings,
             encoder,
             delivery,
-            stats: ctx.stats(),
+            stats,
         };
         delivery::spawn(sink, input, exit);
         Ok(())
