@@ -22,6 +22,14 @@ pub enum Reply {
     Hang,
 }
 
+/// What the server does once the script is used up.
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    Ok,
+    /// Answer 200 after this many milliseconds.
+    Slow(u64),
+}
+
 #[derive(Debug, Clone)]
 pub struct Received {
     pub method: String,
@@ -36,6 +44,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
+    default: Arc<Mutex<Default>>,
     _rt: tokio::runtime::Runtime,
 }
 
@@ -52,20 +61,26 @@ impl TestServer {
             .unwrap();
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let default = Arc::new(Mutex::new(Default::Ok));
         let listener = rt
             .block_on(tokio::net::TcpListener::bind(addr))
             .expect("binding the test server");
         let addr = listener.local_addr().unwrap();
-        let (rec, scr) = (Arc::clone(&received), Arc::clone(&script));
+        let (rec, scr, def) = (
+            Arc::clone(&received),
+            Arc::clone(&script),
+            Arc::clone(&default),
+        );
         rt.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (rec, scr) = (Arc::clone(&rec), Arc::clone(&scr));
+                let (rec, scr, def) = (Arc::clone(&rec), Arc::clone(&scr), Arc::clone(&def));
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (rec, scr) = (Arc::clone(&rec), Arc::clone(&scr));
+                        let (rec, scr, def) =
+                            (Arc::clone(&rec), Arc::clone(&scr), Arc::clone(&def));
                         async move {
                             let (parts, body) = req.into_parts();
                             let raw = body
@@ -86,11 +101,17 @@ impl TestServer {
                             } else {
                                 raw.to_vec()
                             };
-                            let reply = scr
-                                .lock()
-                                .unwrap()
-                                .pop_front()
-                                .unwrap_or(Reply::Status(200));
+                            let scripted = scr.lock().unwrap().pop_front();
+                            let reply = match scripted {
+                                Some(r) => r,
+                                None => {
+                                    let d = *def.lock().unwrap();
+                                    if let Default::Slow(ms) = d {
+                                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                                    }
+                                    Reply::Status(200)
+                                }
+                            };
                             let status = match &reply {
                                 Reply::Status(s) | Reply::RetryAfter(s, _) => *s,
                                 Reply::Hang => 0,
@@ -130,6 +151,7 @@ impl TestServer {
             addr,
             received,
             script,
+            default,
             _rt: rt,
         }
     }
@@ -149,6 +171,11 @@ impl TestServer {
             .filter(|r| (200..300).contains(&r.status))
             .map(|r| r.body)
             .collect()
+    }
+
+    /// Changes the answer given once the script is used up.
+    pub fn set_default(&self, d: Default) {
+        *self.default.lock().unwrap() = d;
     }
 
     pub fn script_left(&self) -> usize {
