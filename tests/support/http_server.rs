@@ -20,6 +20,8 @@ pub enum Reply {
     RetryAfter(u16, u64),
     /// Accept the request and never answer.
     Hang,
+    /// An Elasticsearch bulk response: these statuses for the first items, 201 for the rest.
+    Bulk(Vec<u16>),
 }
 
 /// What the server does once the script is used up.
@@ -38,6 +40,8 @@ pub struct Received {
     pub body: Vec<u8>,
     pub at: Instant,
     pub status: u16,
+    /// For bulk replies: the status given to each item.
+    pub items: Vec<u16>,
 }
 
 pub struct TestServer {
@@ -115,7 +119,21 @@ impl TestServer {
                             let status = match &reply {
                                 Reply::Status(s) | Reply::RetryAfter(s, _) => *s,
                                 Reply::Hang => 0,
+                                Reply::Bulk(_) => 200,
                             };
+                            let n_items = body
+                                .split(|&b| b == b'\n')
+                                .filter(|l| !l.is_empty())
+                                .count()
+                                / 2;
+                            let items: Vec<u16> = match &reply {
+                                Reply::Bulk(statuses) => (0..n_items)
+                                    .map(|i| statuses.get(i).copied().unwrap_or(201))
+                                    .collect(),
+                                _ if (200..300).contains(&status) => vec![201; n_items],
+                                _ => Vec::new(),
+                            };
+                            let response_body = bulk_body(&items);
                             rec.lock().unwrap().push(Received {
                                 method: parts.method.to_string(),
                                 path: parts.uri.to_string(),
@@ -123,6 +141,7 @@ impl TestServer {
                                 body,
                                 at: Instant::now(),
                                 status,
+                                items,
                             });
                             let mut resp = Response::builder();
                             match reply {
@@ -134,9 +153,10 @@ impl TestServer {
                                 Reply::RetryAfter(s, secs) => {
                                     resp = resp.status(s).header("retry-after", secs.to_string())
                                 }
+                                Reply::Bulk(_) => resp = resp.status(200),
                             }
                             Ok::<_, std::convert::Infallible>(
-                                resp.body(Full::new(Bytes::from_static(b"{}"))).unwrap(),
+                                resp.body(Full::new(Bytes::from(response_body))).unwrap(),
                             )
                         }
                     });
@@ -187,4 +207,21 @@ impl TestServer {
 pub fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
+}
+
+/// A bulk response body for item statuses.
+fn bulk_body(items: &[u16]) -> String {
+    let errors = items.iter().any(|s| !(200..300).contains(s));
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|&status| {
+            if (200..300).contains(&status) {
+                serde_json::json!({"index": {"status": status}})
+            } else {
+                let kind = if status == 429 { "es_rejected_execution_exception" } else { "mapper_parsing_exception" };
+                serde_json::json!({"index": {"status": status, "error": {"type": kind, "reason": "scripted"}}})
+            }
+        })
+        .collect();
+    serde_json::json!({"took": 1, "errors": errors, "items": items}).to_string()
 }

@@ -412,7 +412,10 @@ impl Config {
             })?;
         }
         for name in self.sinks.keys() {
-            let dead_letter_of_some = self.sinks.values().any(|s| matches!(s, SinkConfig::Http(h) if h.dead_letter.as_deref() == Some(name.as_str())));
+            let dead_letter_of_some = self
+                .sinks
+                .values()
+                .any(|s| s.dead_letter() == Some(name.as_str()));
             if !dead_letter_of_some && !self.streams.values().any(|s| s.sinks.contains(name)) {
                 tracing::warn!(sink = %name, "sink is not used by any stream");
             }

@@ -7,6 +7,7 @@
 //! and drained it reports [`SinkExit`] and stops; on an error it cannot recover from (stdout
 //! closed) it reports the error, and the application shuts down.
 
+pub mod elasticsearch;
 pub mod file;
 pub mod http;
 pub mod stdout;
@@ -48,6 +49,8 @@ pub enum SinkConfig {
     File(file::FileConfig),
     /// POSTs NDJSON (or a JSON array) to a URL.
     Http(Box<http::HttpSinkConfig>),
+    /// The Elasticsearch / OpenSearch `_bulk` API.
+    Elasticsearch(Box<elasticsearch::ElasticsearchConfig>),
 }
 
 /// What a sink may need from the others when it starts.
@@ -90,23 +93,26 @@ impl SinkConfig {
             SinkConfig::Stdout(c) => c.spawn(name, input, exit),
             SinkConfig::File(c) => c.spawn(name, input, exit),
             SinkConfig::Http(c) => c.spawn(name, input, exit, ctx),
+            SinkConfig::Elasticsearch(c) => c.spawn(name, input, exit, ctx),
         }
     }
 
     /// Checks what the types cannot, before anything starts: `(key relative to the sink,
     /// reason)`. `name` is this sink's name; `sinks` every sink's name.
     pub fn validate(&self, name: &str, sinks: &[&str]) -> Result<(), (String, String)> {
-        let SinkConfig::Http(c) = self else {
-            return Ok(());
+        let (settings, dead_letter) = match self {
+            SinkConfig::Http(c) => (c.settings(), &c.dead_letter),
+            SinkConfig::Elasticsearch(c) => (c.settings(), &c.dead_letter),
+            _ => return Ok(()),
         };
-        c.settings().map_err(|e| {
+        settings.map_err(|e| {
             let msg = format!("{e:#}");
             match msg.split_once(": ") {
                 Some((key, reason)) if !key.contains(' ') => (key.to_string(), reason.to_string()),
                 _ => (String::new(), msg),
             }
         })?;
-        if let Some(dl) = &c.dead_letter {
+        if let Some(dl) = dead_letter {
             if dl == name {
                 return Err((
                     "dead_letter".into(),
@@ -123,10 +129,20 @@ impl SinkConfig {
         Ok(())
     }
 
+    /// The sink this one sends permanently rejected records to.
+    pub fn dead_letter(&self) -> Option<&str> {
+        match self {
+            SinkConfig::Http(c) => c.dead_letter.as_deref(),
+            SinkConfig::Elasticsearch(c) => c.dead_letter.as_deref(),
+            _ => None,
+        }
+    }
+
     /// What the router does when this sink's queue is full.
     pub fn when_full(&self) -> crate::route::WhenFull {
         match self {
             SinkConfig::Http(c) => c.when_full,
+            SinkConfig::Elasticsearch(c) => c.when_full,
             _ => crate::route::WhenFull::Block,
         }
     }
@@ -137,6 +153,7 @@ impl SinkConfig {
             SinkConfig::Stdout(c) => format!("stdout, format {}", c.format),
             SinkConfig::File(c) => format!("file {}, format {}", c.path.display(), c.format),
             SinkConfig::Http(c) => format!("http {} {}", c.method, c.url),
+            SinkConfig::Elasticsearch(c) => format!("elasticsearch {} index {}", c.url, c.index),
         }
     }
 }

@@ -126,7 +126,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Sends one request until it is delivered or permanently rejected.
-async fn deliver(ctx: &Context, request: Request) {
+async fn deliver(ctx: &Context, mut request: Request) {
     let mut body = Vec::with_capacity(request.bytes);
     ctx.encoder.encode(&request, &mut body);
     let mut backoff = Backoff::new(&ctx.delivery.retry);
@@ -165,8 +165,79 @@ async fn deliver(ctx: &Context, request: Request) {
                 dead_letter(ctx, request, &reason).await;
                 return;
             }
+            Outcome::Partial {
+                retry,
+                permanent,
+                reason,
+            } => {
+                let delivered = request.records - retry.len() - permanent.len();
+                SinkStats::add(&ctx.stats.delivered, delivered as u64);
+                let (retry_req, failed) = split_request(request, &retry, &permanent);
+                if let Some(failed) = failed {
+                    let why = permanent
+                        .first()
+                        .map(|p| p.1.as_str())
+                        .unwrap_or("rejected");
+                    dead_letter(ctx, failed, why).await;
+                }
+                let Some(retry_req) = retry_req else { return };
+                request = retry_req;
+                body.clear();
+                ctx.encoder.encode(&request, &mut body);
+                let wait = backoff.next(None);
+                SinkStats::add(&ctx.stats.retries, 1);
+                tracing::warn!(sink = %ctx.name, %reason, records = request.records, retry_in = ?wait, "some records failed; retrying those");
+                tokio::time::sleep(wait).await;
+            }
         }
     }
+}
+
+/// Splits `request` after a partial outcome: the records at `retry` (to send again) and those
+/// at `permanent` (for the dead-letter sink), each as a request whose parts carry new shares of
+/// the original acks. The delivered records need nothing more: the original shares are
+/// resolved here, after the new ones exist.
+fn split_request(
+    request: Request,
+    retry: &[usize],
+    permanent: &[(usize, String)],
+) -> (Option<Request>, Option<Request>) {
+    let retry: std::collections::BTreeSet<usize> = retry.iter().copied().collect();
+    let permanent: std::collections::BTreeSet<usize> = permanent.iter().map(|p| p.0).collect();
+    let (mut again, mut failed) = (Request::default(), Request::default());
+    let mut index = 0;
+    for part in request.parts {
+        for i in part.range.clone() {
+            let target = if retry.contains(&index) {
+                Some(&mut again)
+            } else if permanent.contains(&index) {
+                Some(&mut failed)
+            } else {
+                None
+            };
+            if let Some(t) = target {
+                // Extend the last part when it is the same batch and the next record.
+                match t.parts.last_mut() {
+                    Some(last) if Arc::ptr_eq(&last.batch, &part.batch) && last.range.end == i => {
+                        last.range.end = i + 1
+                    }
+                    _ => t.parts.push(super::batcher::Part {
+                        batch: Arc::clone(&part.batch),
+                        range: i..i + 1,
+                        ack: part.ack.share(),
+                    }),
+                }
+                t.records += 1;
+                t.bytes += part.batch.records[i].len as usize;
+            }
+            index += 1;
+        }
+        part.ack.delivered();
+    }
+    (
+        (again.records > 0).then_some(again),
+        (failed.records > 0).then_some(failed),
+    )
 }
 
 /// Hands permanently rejected records to the dead-letter sink, or counts and logs them.

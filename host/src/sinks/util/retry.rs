@@ -26,6 +26,13 @@ pub enum Outcome {
     },
     /// Will never succeed as sent (other 4xx): dead-letter it, or count and log it.
     Permanent(String),
+    /// Some records were delivered, some are worth another try, some failed for good (bulk
+    /// APIs): indexes into the request's records, in request order.
+    Partial {
+        retry: Vec<usize>,
+        permanent: Vec<(usize, String)>,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -1,0 +1,291 @@
+//! The `elasticsearch` sink (also OpenSearch): the `_bulk` API with `index` actions.
+//!
+//! Each record becomes a document: `@timestamp` (the record's event time; the name is
+//! `timestamp_field`, and `include_timestamp: false` leaves it out), `message` (the line), `stream`,
+//! `file`, then the record's fields at the top level (a field wins over these names). `index`
+//! may hold strftime specifiers filled from the event time in UTC (`logs-%Y.%m.%d`, as Fluentd's
+//! `logstash_format`); `id_field` names a field used as `_id` (idempotent writes); `pipeline` an
+//! ingest pipeline. The bulk response is read item by item: items answered 429 or 5xx are sent
+//! again, alone; items rejected for good (mapping errors) go to the dead-letter sink.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::util::batcher::{BatchConfig, Request};
+use super::util::delivery::{self, Delivery, Encoder};
+use super::util::http::{
+    AuthConfig, Compression, HttpSettings, Response, Secret, TlsConfig, client,
+};
+use super::util::retry::{Outcome, RetryConfig, classify_status};
+use super::{SinkBatch, SinkContext, SinkExit};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchConfig {
+    /// The cluster's base URL: `http://elasticsearch:9200`.
+    pub url: String,
+    /// The index, with optional strftime specifiers filled from the record's event time (UTC).
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// An ingest pipeline to run the documents through.
+    pub pipeline: Option<String>,
+    /// A field whose value becomes the document `_id`.
+    pub id_field: Option<String>,
+    /// The document field that holds the event time.
+    #[serde(default = "default_timestamp_field")]
+    pub timestamp_field: String,
+    /// Write the event time into `timestamp_field`.
+    #[serde(default = "yes")]
+    pub include_timestamp: bool,
+    /// The document field that holds the line.
+    #[serde(default = "default_message_field")]
+    pub message_field: String,
+    #[serde(default)]
+    pub headers: IndexMap<String, Secret>,
+    pub auth: Option<AuthConfig>,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default = "delivery::default_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    #[serde(default = "max_in_flight")]
+    pub max_in_flight: usize,
+    /// A sink for documents Elasticsearch rejects for good.
+    pub dead_letter: Option<String>,
+    #[serde(default)]
+    pub when_full: crate::route::WhenFull,
+}
+
+fn default_index() -> String {
+    "logs-%Y.%m.%d".into()
+}
+fn default_timestamp_field() -> String {
+    "@timestamp".into()
+}
+fn default_message_field() -> String {
+    "message".into()
+}
+fn yes() -> bool {
+    true
+}
+fn max_in_flight() -> usize {
+    4
+}
+
+impl ElasticsearchConfig {
+    pub fn settings(&self) -> anyhow::Result<HttpSettings> {
+        let url = format!("{}/_bulk", self.url.trim_end_matches('/'));
+        HttpSettings::new(
+            "POST",
+            &url,
+            &self.headers,
+            self.auth.as_ref(),
+            self.compression,
+            self.request_timeout,
+        )
+    }
+
+    pub fn spawn(
+        &self,
+        name: Arc<str>,
+        input: mpsc::Receiver<SinkBatch>,
+        exit: mpsc::UnboundedSender<SinkExit>,
+        ctx: &SinkContext,
+    ) -> anyhow::Result<()> {
+        let settings = self.settings()?;
+        let client = client(&self.tls)?;
+        let delivery = Delivery {
+            batch: self.batch.clone(),
+            retry: self.retry.clone(),
+            max_in_flight: self.max_in_flight,
+            dead_letter: ctx.dead_letter(self.dead_letter.as_deref())?,
+        };
+        let encoder = Arc::new(BulkEncoder {
+            config: self.clone(),
+        });
+        let stats = ctx.stats(&name);
+        let sink = delivery::RemoteSink {
+            name,
+            client,
+            settings,
+            encoder,
+            delivery,
+            stats,
+        };
+        delivery::spawn(sink, input, exit);
+        Ok(())
+    }
+}
+
+struct BulkEncoder {
+    config: ElasticsearchConfig,
+}
+
+impl Encoder for BulkEncoder {
+    fn content_type(&self) -> &'static str {
+        "application/x-ndjson"
+    }
+
+    fn encode(&self, request: &Request, out: &mut Vec<u8>) {
+        let c = &self.config;
+        let dated = c.index.contains('%');
+        for part in &request.parts {
+            let b = &part.batch;
+            let file = b.source.path.to_string_lossy();
+            for i in part.range.clone() {
+                let time = b.event_time(i);
+                let fields = b.fields(i);
+                let mut meta = serde_json::Map::new();
+                let index = if dated {
+                    time.to_zoned(jiff::tz::TimeZone::UTC)
+                        .strftime(&c.index)
+                        .to_string()
+                } else {
+                    c.index.clone()
+                };
+                meta.insert("_index".into(), index.into());
+                if let Some(id) = c.id_field.as_ref().and_then(|k| fields?.get(k)) {
+                    let id = match id {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    meta.insert("_id".into(), id.into());
+                }
+                if let Some(p) = &c.pipeline {
+                    meta.insert("pipeline".into(), p.clone().into());
+                }
+                serde_json::to_writer(&mut *out, &serde_json::json!({ "index": meta }))
+                    .expect("writing to a Vec");
+                out.push(b'\n');
+                let mut doc = serde_json::Map::new();
+                if c.include_timestamp {
+                    doc.insert(c.timestamp_field.clone(), time.to_string().into());
+                }
+                doc.insert(
+                    c.message_field.clone(),
+                    String::from_utf8_lossy(b.line(&b.records[i]))
+                        .into_owned()
+                        .into(),
+                );
+                doc.insert("stream".into(), b.source.stream.to_string().into());
+                doc.insert("file".into(), file.to_string().into());
+                if let Some(f) = fields {
+                    for (k, v) in f {
+                        doc.insert(k.clone(), v.clone());
+                    }
+                }
+                serde_json::to_writer(&mut *out, &doc).expect("writing to a Vec");
+                out.push(b'\n');
+            }
+        }
+    }
+
+    fn classify(&self, response: &Response) -> Outcome {
+        let base = classify_status(response.status, &response.headers);
+        if base != Outcome::Delivered {
+            return base;
+        }
+        classify_bulk(&response.body)
+    }
+}
+
+/// Reads a bulk response item by item.
+pub fn classify_bulk(body: &[u8]) -> Outcome {
+    #[derive(Deserialize)]
+    struct Bulk {
+        errors: bool,
+        #[serde(default)]
+        items: Vec<IndexMap<String, Item>>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        status: u16,
+        error: Option<serde_json::Value>,
+    }
+    let Ok(bulk) = serde_json::from_slice::<Bulk>(body) else {
+        return Outcome::Retry {
+            reason: "unreadable bulk response".into(),
+            after: None,
+        };
+    };
+    if !bulk.errors {
+        return Outcome::Delivered;
+    }
+    let (mut retry, mut permanent) = (Vec::new(), Vec::new());
+    for (i, item) in bulk.items.iter().enumerate() {
+        let Some(item) = item.values().next() else {
+            continue;
+        };
+        match item.status {
+            200..=299 => {}
+            429 | 500..=599 => retry.push(i),
+            status => {
+                let reason = item
+                    .error
+                    .as_ref()
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e["type"].as_str().unwrap_or("error"),
+                            e["reason"].as_str().unwrap_or("")
+                        )
+                    })
+                    .unwrap_or_else(|| format!("status {status}"));
+                permanent.push((i, reason));
+            }
+        }
+    }
+    let reason = format!(
+        "bulk: {} items to retry, {} rejected",
+        retry.len(),
+        permanent.len()
+    );
+    Outcome::Partial {
+        retry,
+        permanent,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_items_are_judged_one_by_one() {
+        assert_eq!(
+            classify_bulk(br#"{"took":3,"errors":false,"items":[{"index":{"status":201}}]}"#),
+            Outcome::Delivered
+        );
+        let body = br#"{"errors":true,"items":[
+            {"index":{"status":201}},
+            {"index":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"queue full"}}},
+            {"index":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [status]"}}},
+            {"create":{"status":503}}]}"#;
+        match classify_bulk(body) {
+            Outcome::Partial {
+                retry, permanent, ..
+            } => {
+                assert_eq!(retry, vec![1, 3]);
+                assert_eq!(
+                    permanent,
+                    vec![(
+                        2,
+                        "mapper_parsing_exception: failed to parse field [status]".to_string()
+                    )]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(classify_bulk(b"not json"), Outcome::Retry { .. }));
+    }
+}
