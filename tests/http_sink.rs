@@ -99,8 +99,18 @@ fn ships_exact_ndjson_documents_gzipped_with_auth_and_headers() {
     assert_eq!(r.headers["content-type"], "application/x-ndjson");
     assert_eq!(r.headers["authorization"], "Bearer t0ken");
     assert_eq!(r.headers["x-tenant"], "team-a");
-    let first: serde_json::Value =
-        serde_json::from_slice(r.body.split(|&c| c == b'\n').next().unwrap()).unwrap();
+    // Requests run concurrently: find the document of seq 0 wherever it is.
+    let first: serde_json::Value = reqs
+        .iter()
+        .flat_map(|r| {
+            r.body
+                .split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
+        .find(|d| d["fields"]["seq"] == 0)
+        .unwrap();
     assert_eq!(first["line"], "{\"seq\":0,\"msg\":\"event 0\"}");
     assert_eq!(first["stream"], "app");
     assert_eq!(

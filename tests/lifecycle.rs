@@ -323,7 +323,7 @@ fn bad_configurations_name_the_file_the_key_and_the_reason() {
         ),
         (
             CONFIG.replace("type: stdout", "type: stdot"),
-            "sinks.access_out.type: unknown variant `stdot`, expected one of `stdout`, `file`, `http`, `elasticsearch` at line 12 column 23",
+            "sinks.access_out.type: unknown variant `stdot`, expected one of `stdout`, `file`, `http`, `elasticsearch`, `loki` at line 12 column 23",
         ),
         (
             CONFIG.replace(

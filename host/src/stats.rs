@@ -67,6 +67,8 @@ pub struct SinkStats {
     pub rejected: AtomicU64,
     /// Records not queued for this sink because its queue was full (`when_full: drop_newest`).
     pub dropped: AtomicU64,
+    /// Records whose Loki label set was over `max_label_sets` (sent with `_other_` values).
+    pub label_overflow: AtomicU64,
     /// Requests sent, and their total time in microseconds.
     pub requests: AtomicU64,
     pub request_micros: AtomicU64,
@@ -92,6 +94,7 @@ impl SinkStats {
             dead_lettered = g(&self.dead_lettered),
             rejected = g(&self.rejected),
             dropped = g(&self.dropped),
+            label_overflow = g(&self.label_overflow),
             requests = g(&self.requests),
             "sink statistics"
         );

@@ -10,6 +10,7 @@
 pub mod elasticsearch;
 pub mod file;
 pub mod http;
+pub mod loki;
 pub mod stdout;
 pub mod util;
 
@@ -51,6 +52,8 @@ pub enum SinkConfig {
     Http(Box<http::HttpSinkConfig>),
     /// The Elasticsearch / OpenSearch `_bulk` API.
     Elasticsearch(Box<elasticsearch::ElasticsearchConfig>),
+    /// Grafana Loki's push API.
+    Loki(Box<loki::LokiConfig>),
 }
 
 /// What a sink may need from the others when it starts.
@@ -94,6 +97,7 @@ impl SinkConfig {
             SinkConfig::File(c) => c.spawn(name, input, exit),
             SinkConfig::Http(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Elasticsearch(c) => c.spawn(name, input, exit, ctx),
+            SinkConfig::Loki(c) => c.spawn(name, input, exit, ctx),
         }
     }
 
@@ -103,6 +107,7 @@ impl SinkConfig {
         let (settings, dead_letter) = match self {
             SinkConfig::Http(c) => (c.settings(), &c.dead_letter),
             SinkConfig::Elasticsearch(c) => (c.settings(), &c.dead_letter),
+            SinkConfig::Loki(c) => (c.settings(), &c.dead_letter),
             _ => return Ok(()),
         };
         settings.map_err(|e| {
@@ -134,6 +139,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Http(c) => c.dead_letter.as_deref(),
             SinkConfig::Elasticsearch(c) => c.dead_letter.as_deref(),
+            SinkConfig::Loki(c) => c.dead_letter.as_deref(),
             _ => None,
         }
     }
@@ -143,6 +149,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Http(c) => c.when_full,
             SinkConfig::Elasticsearch(c) => c.when_full,
+            SinkConfig::Loki(c) => c.when_full,
             _ => crate::route::WhenFull::Block,
         }
     }
@@ -154,6 +161,7 @@ impl SinkConfig {
             SinkConfig::File(c) => format!("file {}, format {}", c.path.display(), c.format),
             SinkConfig::Http(c) => format!("http {} {}", c.method, c.url),
             SinkConfig::Elasticsearch(c) => format!("elasticsearch {} index {}", c.url, c.index),
+            SinkConfig::Loki(c) => format!("loki {} ({:?})", c.url, c.encoding).to_lowercase(),
         }
     }
 }
