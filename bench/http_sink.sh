@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Throughput of the http sink: `tailcar run --once` ships a file of ~150-byte lines to a receiver
 # on 127.0.0.1 that discards what it gets (host/examples/discard_server.rs). Prints records/s,
-# MB/s of lines, CPU seconds and peak RSS, with gzip and without.
+# MB/s of lines, CPU seconds and peak RSS: http NDJSON with gzip and without, and loki protobuf.
 #
 #   bash bench/http_sink.sh                 # 1,000,000 lines
 #   LINES=200000 bash bench/http_sink.sh
@@ -33,7 +33,7 @@ PY
 fi
 bytes=$(stat -c %s "$FILE")
 
-for compression in gzip none; do
+for sink in "http, compression: gzip" "http, compression: none" "loki, labels: { app: bench, stream: '{stream}' }"; do
   target/release/examples/discard_server "127.0.0.1:$PORT" > "$OUT/discard.out" &
   SERVER=$!
   sleep 0.3
@@ -45,13 +45,13 @@ streams:
     paths: [$PWD/$FILE]
     sinks: [remote]
 sinks:
-  remote: { type: http, url: "http://127.0.0.1:$PORT/", compression: $compression }
+  remote: { type: $sink, url: "http://127.0.0.1:$PORT" }
 YAML
   /usr/bin/time -f "%e %U %S %M" -o "$dir/time" "$BIN" run --once --log-level warn --config "$dir/tailcar.yaml"
   read -r wall user sys rss < "$dir/time"
   kill -TERM "$SERVER"; wait "$SERVER" || true
-  printf "http sink, %-5s %9.0f records/s %6.0f MB/s of lines  %5.2f s wall  %5.2f s CPU  %5.1f MiB peak RSS  (server: %s)\n" \
-    "$compression" "$(echo "$LINES / $wall" | bc -l)" "$(echo "$bytes / $wall / 1000000" | bc -l)" "$wall" \
+  printf "%-60s %9.0f records/s %6.0f MB/s of lines  %5.2f s wall  %5.2f s CPU  %5.1f MiB peak RSS  (server: %s)\n" \
+    "$sink" "$(echo "$LINES / $wall" | bc -l)" "$(echo "$bytes / $wall / 1000000" | bc -l)" "$wall" \
     "$(echo "$user + $sys" | bc -l)" "$(echo "$rss / 1024" | bc -l)" "$(cat "$OUT/discard.out")"
   rm -rf "$dir"
 done

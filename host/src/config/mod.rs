@@ -577,6 +577,48 @@ sinks:
     }
 
     #[test]
+    fn the_remote_sinks_example_parses_as_written() {
+        // The remote-sinks issue's example, merged into the foundation's.
+        let text = r#"
+streams:
+  access:
+    paths: [/var/log/app/access.log]
+    sinks: [es, audit]
+  error:
+    paths: [/var/log/app/error.log]
+    sinks: [loki]
+sinks:
+  es:
+    type: elasticsearch
+    url: http://elasticsearch:9200
+    index: "app-logs-%Y.%m.%d"
+    auth: { user: elastic, password: "s3cret" }
+  loki:
+    type: loki
+    url: http://loki:3100
+    labels: { app: demo, stream: "{stream}", pod: "web-0" }
+  audit:
+    type: http
+    url: https://collector.example/ingest
+    headers: { Authorization: "Bearer t0k" }
+    batch: { max_records: 500, max_bytes: 512KiB, timeout: 2s }
+    when_full: drop_newest
+"#;
+        let t = Config::parse(text).unwrap().validate("x").unwrap();
+        let audit = &t.sinks.iter().find(|(n, _)| &**n == "audit").unwrap().1;
+        match audit {
+            SinkConfig::Http(h) => {
+                assert_eq!(h.batch.max_records, 500);
+                assert_eq!(h.batch.max_bytes, 512 * 1024);
+                assert_eq!(h.batch.timeout, Duration::from_secs(2));
+                assert_eq!(h.when_full, crate::route::WhenFull::DropNewest);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(format!("{audit:?}").contains("***") && !format!("{audit:?}").contains("t0k"), "secrets stay hidden");
+    }
+
+    #[test]
     fn transforms_run_in_the_order_written() {
         let text = r#"
 streams:
