@@ -468,3 +468,43 @@ fn memory_stays_bounded_while_the_sink_is_down() {
     assert!(file_len(&d.join("app.log")) > 100 * 1024 * 1024);
     tc.kill9();
 }
+
+#[test]
+fn tls_trusts_the_system_roots_plus_ca_file_and_skips_checks_only_when_asked() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    for (tls, delivered) in [
+        ("{ ca_file: CA }", true),
+        ("{}", false),
+        ("{ insecure_skip_verify: true }", true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("ca.pem"), &cert_pem).unwrap();
+        let server = TestServer::start_tls(&cert_pem, &key_pem);
+        json_lines(&d.join("app.log"), 0..5);
+        let tls = tls.replace("CA", &d.join("ca.pem").display().to_string());
+        let cfg = config(d, &server.https_url("/"), &format!("    tls: {tls}\n"));
+        let mut tc = Tailcar::start(d, &["run", "--config", &cfg]);
+        if delivered {
+            assert!(
+                wait_until(T, || accepted_seqs(&server).len() == 5),
+                "{tls}: {}",
+                tc.stderr()
+            );
+            tc.stop();
+        } else {
+            tc.wait_stderr("delivery failed; retrying", T);
+            assert!(
+                tc.stderr().contains("UnknownIssuer") || tc.stderr().contains("certificate"),
+                "{}",
+                tc.stderr()
+            );
+            assert!(
+                accepted_seqs(&server).is_empty(),
+                "an unknown certificate is refused"
+            );
+            tc.kill9();
+        }
+    }
+}

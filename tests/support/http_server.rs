@@ -58,6 +58,32 @@ impl TestServer {
     }
 
     pub fn start_on(addr: SocketAddr, script: Vec<Reply>) -> TestServer {
+        Self::start_with(addr, script, None)
+    }
+
+    /// A server on 127.0.0.1 speaking TLS with `cert` (PEM) and `key` (PEM).
+    pub fn start_tls(cert: &str, key: &str) -> TestServer {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_with("127.0.0.1:0".parse().unwrap(), vec![], Some(acceptor))
+    }
+
+    fn start_with(
+        addr: SocketAddr,
+        script: Vec<Reply>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> TestServer {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -80,6 +106,7 @@ impl TestServer {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                let tls = tls.clone();
                 let (rec, scr, def) = (Arc::clone(&rec), Arc::clone(&scr), Arc::clone(&def));
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -160,10 +187,23 @@ impl TestServer {
                             )
                         }
                     });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(io, service)
+                                .await;
+                        }
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(io, service)
+                                .await;
+                        }
+                    }
                 });
             }
         });
@@ -178,6 +218,10 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
     }
 
     pub fn received(&self) -> Vec<Received> {

@@ -615,7 +615,10 @@ sinks:
             }
             other => panic!("{other:?}"),
         }
-        assert!(format!("{audit:?}").contains("***") && !format!("{audit:?}").contains("t0k"), "secrets stay hidden");
+        assert!(
+            format!("{audit:?}").contains("***") && !format!("{audit:?}").contains("t0k"),
+            "secrets stay hidden"
+        );
     }
 
     #[test]
