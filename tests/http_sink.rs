@@ -454,12 +454,7 @@ fn memory_stays_bounded_while_the_sink_is_down() {
         );
     }
     std::thread::sleep(Duration::from_secs(2));
-    let rss_kib: u64 = fs::read_to_string(format!("/proc/{}/status", tc.pid()))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+    let rss_kib = rss_kib(tc.pid());
     eprintln!("RSS with the sink down and 150 MB written: {rss_kib} KiB");
     assert!(
         rss_kib < 48 * 1024,

@@ -142,12 +142,7 @@ fn a_drain_that_runs_out_of_time_is_reported_and_checkpoints_only_acknowledged_l
     tc.wait_stderr("tailing file", T);
     std::thread::sleep(Duration::from_millis(500));
     // Backpressure reached the tailer: it stopped reading instead of buffering the file.
-    let rss_kib: u64 = fs::read_to_string(format!("/proc/{}/status", tc.pid()))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+    let rss_kib = rss_kib(tc.pid());
     assert!(
         rss_kib < 24 * 1024,
         "RSS {rss_kib} KiB with a 30 MB file behind a stuck stdout"

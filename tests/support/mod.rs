@@ -275,3 +275,13 @@ pub fn seqs_in_order(output: &[u8], tag: &str) -> Vec<u64> {
         })
         .collect()
 }
+
+/// The resident set size of process `pid`, in KiB.
+pub fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::{BatchConfig, Request};
-use super::util::delivery::{self, Delivery, Encoder};
+use super::util::delivery::{self, Encoder};
 use super::util::encode::{Format, encode_range};
-use super::util::http::{AuthConfig, Compression, HttpSettings, Secret, TlsConfig, client};
+use super::util::http::{AuthConfig, Compression, HttpSettings, Secret, TlsConfig};
 use super::util::retry::RetryConfig;
 use super::{SinkBatch, SinkContext, SinkExit};
 
@@ -93,27 +93,17 @@ impl HttpSinkConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        let settings = self.settings()?;
-        let client = client(&self.tls)?;
-        let delivery = Delivery {
-            batch: self.batch.clone(),
-            retry: self.retry.clone(),
+        let options = delivery::RemoteOptions {
+            tls: &self.tls,
+            batch: &self.batch,
+            retry: &self.retry,
             max_in_flight: self.max_in_flight,
-            dead_letter: ctx.dead_letter(self.dead_letter.as_deref())?,
+            dead_letter: self.dead_letter.as_deref(),
         };
         let encoder = Arc::new(HttpEncoder {
             format: self.format,
         });
-        let stats = ctx.stats(&name);
-        let sink = delivery::RemoteSink {
-            name,
-            client,
-            settings,
-            encoder,
-            delivery,
-            stats,
-        };
-        delivery::spawn(sink, input, exit);
+        delivery::start(name, self.settings()?, options, encoder, input, exit, ctx)?;
         Ok(())
     }
 }

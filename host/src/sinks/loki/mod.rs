@@ -18,8 +18,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::{BatchConfig, Request};
-use super::util::delivery::{self, Delivery, Encoder};
-use super::util::http::{AuthConfig, Compression, HttpSettings, Secret, TlsConfig, client};
+use super::util::delivery::{self, Encoder};
+use super::util::http::{AuthConfig, Compression, HttpSettings, Secret, TlsConfig};
 use super::util::retry::RetryConfig;
 use super::{SinkBatch, SinkContext, SinkExit};
 
@@ -103,15 +103,13 @@ impl LokiConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        let settings = self.settings()?;
-        let client = client(&self.tls)?;
-        let delivery = Delivery {
-            batch: self.batch.clone(),
-            retry: self.retry.clone(),
+        let options = delivery::RemoteOptions {
+            tls: &self.tls,
+            batch: &self.batch,
+            retry: &self.retry,
             max_in_flight: self.max_in_flight,
-            dead_letter: ctx.dead_letter(self.dead_letter.as_deref())?,
+            dead_letter: self.dead_letter.as_deref(),
         };
-        let stats = ctx.stats(&name);
         let encoder = Arc::new(PushEncoder {
             labels: self
                 .labels
@@ -121,17 +119,9 @@ impl LokiConfig {
             encoding: self.encoding,
             max_label_sets: self.max_label_sets,
             seen: Mutex::default(),
-            stats: Arc::clone(&stats),
+            stats: ctx.stats(&name),
         });
-        let sink = delivery::RemoteSink {
-            name,
-            client,
-            settings,
-            encoder,
-            delivery,
-            stats,
-        };
-        delivery::spawn(sink, input, exit);
+        delivery::start(name, self.settings()?, options, encoder, input, exit, ctx)?;
         Ok(())
     }
 }

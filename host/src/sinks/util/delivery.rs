@@ -54,6 +54,48 @@ pub struct RemoteSink {
     pub stats: Arc<SinkStats>,
 }
 
+/// What every remote sink's configuration gives the delivery core.
+pub struct RemoteOptions<'a> {
+    pub tls: &'a super::http::TlsConfig,
+    pub batch: &'a BatchConfig,
+    pub retry: &'a RetryConfig,
+    pub max_in_flight: usize,
+    pub dead_letter: Option<&'a str>,
+}
+
+/// Builds the client and starts a remote sink: `encoder` on top of the shared loop.
+pub fn start(
+    name: Arc<str>,
+    settings: HttpSettings,
+    options: RemoteOptions<'_>,
+    encoder: Arc<dyn Encoder>,
+    input: mpsc::Receiver<SinkBatch>,
+    exit: mpsc::UnboundedSender<SinkExit>,
+    ctx: &crate::sinks::SinkContext,
+) -> anyhow::Result<()> {
+    let client = super::http::client(options.tls)?;
+    let delivery = Delivery {
+        batch: options.batch.clone(),
+        retry: options.retry.clone(),
+        max_in_flight: options.max_in_flight,
+        dead_letter: ctx.dead_letter(options.dead_letter)?,
+    };
+    let stats = ctx.stats(&name);
+    spawn(
+        RemoteSink {
+            name,
+            client,
+            settings,
+            encoder,
+            delivery,
+            stats,
+        },
+        input,
+        exit,
+    );
+    Ok(())
+}
+
 /// Starts the sink's delivery task.
 pub fn spawn(
     sink: RemoteSink,
