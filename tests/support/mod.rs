@@ -285,3 +285,13 @@ pub fn rss_kib(pid: i32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS in /proc/PID/status")
 }
+
+/// The output of a SIGKILLed process up to its last newline, and whether anything followed it:
+/// a kill during a large write to a pipe can cut the last line (the restarted instance sends it
+/// again, whole).
+pub fn complete_lines(output: &[u8]) -> (&[u8], bool) {
+    match output.iter().rposition(|&b| b == b'\n') {
+        Some(i) => (&output[..=i], i + 1 < output.len()),
+        None => (&[], !output.is_empty()),
+    }
+}

@@ -101,14 +101,26 @@ impl SinkConfig {
         }
     }
 
+    /// A remote sink's request settings and shared options (`None` for stdout and file).
+    fn remote(
+        &self,
+    ) -> Option<(
+        anyhow::Result<util::http::HttpSettings>,
+        util::delivery::RemoteOptions<'_>,
+    )> {
+        match self {
+            SinkConfig::Stdout(_) | SinkConfig::File(_) => None,
+            SinkConfig::Http(c) => Some((c.settings(), c.options())),
+            SinkConfig::Elasticsearch(c) => Some((c.settings(), c.options())),
+            SinkConfig::Loki(c) => Some((c.settings(), c.options())),
+        }
+    }
+
     /// Checks what the types cannot, before anything starts: `(key relative to the sink,
     /// reason)`. `name` is this sink's name; `sinks` every sink's name.
     pub fn validate(&self, name: &str, sinks: &[&str]) -> Result<(), (String, String)> {
-        let (settings, dead_letter) = match self {
-            SinkConfig::Http(c) => (c.settings(), &c.dead_letter),
-            SinkConfig::Elasticsearch(c) => (c.settings(), &c.dead_letter),
-            SinkConfig::Loki(c) => (c.settings(), &c.dead_letter),
-            _ => return Ok(()),
+        let Some((settings, options)) = self.remote() else {
+            return Ok(());
         };
         settings.map_err(|e| {
             let msg = format!("{e:#}");
@@ -117,14 +129,14 @@ impl SinkConfig {
                 _ => (String::new(), msg),
             }
         })?;
-        if let Some(dl) = dead_letter {
+        if let Some(dl) = options.dead_letter {
             if dl == name {
                 return Err((
                     "dead_letter".into(),
                     "a sink cannot be its own dead-letter sink".into(),
                 ));
             }
-            if !sinks.contains(&dl.as_str()) {
+            if !sinks.contains(&dl) {
                 return Err((
                     "dead_letter".into(),
                     format!("no sink named `{dl}` (sinks defined: {})", sinks.join(", ")),
@@ -136,22 +148,12 @@ impl SinkConfig {
 
     /// The sink this one sends permanently rejected records to.
     pub fn dead_letter(&self) -> Option<&str> {
-        match self {
-            SinkConfig::Http(c) => c.dead_letter.as_deref(),
-            SinkConfig::Elasticsearch(c) => c.dead_letter.as_deref(),
-            SinkConfig::Loki(c) => c.dead_letter.as_deref(),
-            _ => None,
-        }
+        self.remote().and_then(|(_, o)| o.dead_letter)
     }
 
     /// What the router does when this sink's queue is full.
     pub fn when_full(&self) -> crate::route::WhenFull {
-        match self {
-            SinkConfig::Http(c) => c.when_full,
-            SinkConfig::Elasticsearch(c) => c.when_full,
-            SinkConfig::Loki(c) => c.when_full,
-            _ => crate::route::WhenFull::Block,
-        }
+        self.remote().map(|(_, o)| o.when_full).unwrap_or_default()
     }
 
     /// A one-line description for `tailcar check`.

@@ -9,58 +9,41 @@
 //! again, alone; items rejected for good (mapping errors) go to the dead-letter sink.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::util::batcher::{BatchConfig, Request};
-use super::util::delivery::{self, Encoder};
-use super::util::http::{AuthConfig, Compression, HttpSettings, Response, Secret, TlsConfig};
-use super::util::retry::{Outcome, RetryConfig, classify_status};
+use super::util::batcher::Request;
+use super::util::delivery::{self, Encoder, remote_sink_config};
+use super::util::http::{Compression, HttpSettings, Response};
+use super::util::retry::{Outcome, classify_status};
 use super::{SinkBatch, SinkContext, SinkExit};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ElasticsearchConfig {
-    /// The cluster's base URL: `http://elasticsearch:9200`.
-    pub url: String,
-    /// The index, with optional strftime specifiers filled from the record's event time (UTC).
-    #[serde(default = "default_index")]
-    pub index: String,
-    /// An ingest pipeline to run the documents through.
-    pub pipeline: Option<String>,
-    /// A field whose value becomes the document `_id`.
-    pub id_field: Option<String>,
-    /// The document field that holds the event time.
-    #[serde(default = "default_timestamp_field")]
-    pub timestamp_field: String,
-    /// Write the event time into `timestamp_field`.
-    #[serde(default = "yes")]
-    pub include_timestamp: bool,
-    /// The document field that holds the line.
-    #[serde(default = "default_message_field")]
-    pub message_field: String,
-    #[serde(default)]
-    pub headers: IndexMap<String, Secret>,
-    pub auth: Option<AuthConfig>,
-    #[serde(default)]
-    pub compression: Compression,
-    #[serde(default)]
-    pub tls: TlsConfig,
-    #[serde(default)]
-    pub batch: BatchConfig,
-    #[serde(default)]
-    pub retry: RetryConfig,
-    #[serde(default = "delivery::default_timeout", with = "humantime_serde")]
-    pub request_timeout: Duration,
-    #[serde(default = "max_in_flight")]
-    pub max_in_flight: usize,
-    /// A sink for documents Elasticsearch rejects for good.
-    pub dead_letter: Option<String>,
-    #[serde(default)]
-    pub when_full: crate::route::WhenFull,
+remote_sink_config! {
+    pub struct ElasticsearchConfig {
+        /// The cluster's base URL: `http://elasticsearch:9200`.
+        pub url: String,
+        /// The index, with optional strftime specifiers filled from the record's event time (UTC).
+        #[serde(default = "default_index")]
+        pub index: String,
+        /// An ingest pipeline to run the documents through.
+        pub pipeline: Option<String>,
+        /// A field whose value becomes the document `_id`.
+        pub id_field: Option<String>,
+        /// The document field that holds the event time.
+        #[serde(default = "default_timestamp_field")]
+        pub timestamp_field: String,
+        /// Write the event time into `timestamp_field`.
+        #[serde(default = "yes")]
+        pub include_timestamp: bool,
+        /// The document field that holds the line.
+        #[serde(default = "default_message_field")]
+        pub message_field: String,
+        #[serde(default)]
+        pub compression: Compression,
+    }
+    max_in_flight_default = "max_in_flight"
 }
 
 fn default_index() -> String {
@@ -99,17 +82,18 @@ impl ElasticsearchConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        let options = delivery::RemoteOptions {
-            tls: &self.tls,
-            batch: &self.batch,
-            retry: &self.retry,
-            max_in_flight: self.max_in_flight,
-            dead_letter: self.dead_letter.as_deref(),
-        };
         let encoder = Arc::new(BulkEncoder {
             config: self.clone(),
         });
-        delivery::start(name, self.settings()?, options, encoder, input, exit, ctx)?;
+        delivery::start(
+            name,
+            self.settings()?,
+            self.options(),
+            encoder,
+            input,
+            exit,
+            ctx,
+        )?;
         Ok(())
     }
 }

@@ -4,17 +4,14 @@
 //! stdout and file sinks.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use indexmap::IndexMap;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::util::batcher::{BatchConfig, Request};
-use super::util::delivery::{self, Encoder};
+use super::util::batcher::Request;
+use super::util::delivery::{self, Encoder, remote_sink_config};
 use super::util::encode::{Format, encode_range};
-use super::util::http::{AuthConfig, Compression, HttpSettings, Secret, TlsConfig};
-use super::util::retry::RetryConfig;
+use super::util::http::{Compression, HttpSettings};
 use super::{SinkBatch, SinkContext, SinkExit};
 
 /// The body layout.
@@ -28,42 +25,21 @@ pub enum BodyFormat {
     JsonArray,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSinkConfig {
-    /// Where to send: `http://` or `https://`.
-    pub url: String,
-    /// The HTTP method (default POST).
-    #[serde(default = "post")]
-    pub method: String,
-    /// `ndjson` (default) or `json_array`.
-    #[serde(default)]
-    pub format: BodyFormat,
-    /// Extra headers (values may be `${ENV}` secrets; they are never logged).
-    #[serde(default)]
-    pub headers: IndexMap<String, Secret>,
-    pub auth: Option<AuthConfig>,
-    /// `gzip` (default) or `none`.
-    #[serde(default)]
-    pub compression: Compression,
-    #[serde(default)]
-    pub tls: TlsConfig,
-    #[serde(default)]
-    pub batch: BatchConfig,
-    #[serde(default)]
-    pub retry: RetryConfig,
-    /// How long one request may take.
-    #[serde(default = "delivery::default_timeout", with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// Requests in flight at once.
-    #[serde(default = "max_in_flight")]
-    pub max_in_flight: usize,
-    /// A sink for records the server rejects for good (for example a `file` sink).
-    pub dead_letter: Option<String>,
-    /// When this sink's queue is full: `block` (default: back-pressure the stream) or
-    /// `drop_newest` (drop for this sink only, counted).
-    #[serde(default)]
-    pub when_full: crate::route::WhenFull,
+remote_sink_config! {
+    pub struct HttpSinkConfig {
+        /// Where to send: `http://` or `https://`.
+        pub url: String,
+        /// The HTTP method (default POST).
+        #[serde(default = "post")]
+        pub method: String,
+        /// `ndjson` (default) or `json_array`.
+        #[serde(default)]
+        pub format: BodyFormat,
+        /// `gzip` (default) or `none`.
+        #[serde(default)]
+        pub compression: Compression,
+    }
+    max_in_flight_default = "max_in_flight"
 }
 
 fn post() -> String {
@@ -93,17 +69,18 @@ impl HttpSinkConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        let options = delivery::RemoteOptions {
-            tls: &self.tls,
-            batch: &self.batch,
-            retry: &self.retry,
-            max_in_flight: self.max_in_flight,
-            dead_letter: self.dead_letter.as_deref(),
-        };
         let encoder = Arc::new(HttpEncoder {
             format: self.format,
         });
-        delivery::start(name, self.settings()?, options, encoder, input, exit, ctx)?;
+        delivery::start(
+            name,
+            self.settings()?,
+            self.options(),
+            encoder,
+            input,
+            exit,
+            ctx,
+        )?;
         Ok(())
     }
 }

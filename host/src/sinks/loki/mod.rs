@@ -11,16 +11,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::util::batcher::{BatchConfig, Request};
-use super::util::delivery::{self, Encoder};
-use super::util::http::{AuthConfig, Compression, HttpSettings, Secret, TlsConfig};
-use super::util::retry::RetryConfig;
+use super::util::batcher::Request;
+use super::util::delivery::{self, Encoder, remote_sink_config};
+use super::util::http::{Compression, HttpSettings, Secret};
 use super::{SinkBatch, SinkContext, SinkExit};
 
 /// The push body encoding.
@@ -34,37 +32,21 @@ pub enum LokiEncoding {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct LokiConfig {
-    /// Loki's base URL: `http://loki:3100`.
-    pub url: String,
-    /// Label templates.
-    pub labels: IndexMap<String, String>,
-    #[serde(default)]
-    pub encoding: LokiEncoding,
-    /// The tenant (`X-Scope-OrgID`).
-    pub tenant: Option<String>,
-    /// Most distinct label sets; beyond it, templated values become `_other_`.
-    #[serde(default = "max_label_sets")]
-    pub max_label_sets: usize,
-    #[serde(default)]
-    pub headers: IndexMap<String, Secret>,
-    pub auth: Option<AuthConfig>,
-    #[serde(default)]
-    pub tls: TlsConfig,
-    #[serde(default)]
-    pub batch: BatchConfig,
-    #[serde(default)]
-    pub retry: RetryConfig,
-    #[serde(default = "delivery::default_timeout", with = "humantime_serde")]
-    pub request_timeout: Duration,
-    /// Pushes in flight at once. Loki wants each stream's entries in order: the default is 1.
-    #[serde(default = "one")]
-    pub max_in_flight: usize,
-    pub dead_letter: Option<String>,
-    #[serde(default)]
-    pub when_full: crate::route::WhenFull,
+remote_sink_config! {
+    pub struct LokiConfig {
+        /// Loki's base URL: `http://loki:3100`.
+        pub url: String,
+        /// Label templates.
+        pub labels: IndexMap<String, String>,
+        #[serde(default)]
+        pub encoding: LokiEncoding,
+        /// The tenant (`X-Scope-OrgID`).
+        pub tenant: Option<String>,
+        /// Most distinct label sets; beyond it, templated values become `_other_`.
+        #[serde(default = "max_label_sets")]
+        pub max_label_sets: usize,
+    }
+    max_in_flight_default = "one"
 }
 
 fn max_label_sets() -> usize {
@@ -103,13 +85,6 @@ impl LokiConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        let options = delivery::RemoteOptions {
-            tls: &self.tls,
-            batch: &self.batch,
-            retry: &self.retry,
-            max_in_flight: self.max_in_flight,
-            dead_letter: self.dead_letter.as_deref(),
-        };
         let encoder = Arc::new(PushEncoder {
             labels: self
                 .labels
@@ -121,7 +96,15 @@ impl LokiConfig {
             seen: Mutex::default(),
             stats: ctx.stats(&name),
         });
-        delivery::start(name, self.settings()?, options, encoder, input, exit, ctx)?;
+        delivery::start(
+            name,
+            self.settings()?,
+            self.options(),
+            encoder,
+            input,
+            exit,
+            ctx,
+        )?;
         Ok(())
     }
 }

@@ -61,7 +61,61 @@ pub struct RemoteOptions<'a> {
     pub retry: &'a RetryConfig,
     pub max_in_flight: usize,
     pub dead_letter: Option<&'a str>,
+    pub when_full: crate::route::WhenFull,
 }
+
+/// Declares a remote sink's configuration: its own fields, then the options every remote sink
+/// shares (headers, auth, TLS, batching, retries, timeout, in-flight bound, dead-letter,
+/// `when_full`), with unknown keys denied; and its `options()` for the delivery core.
+/// (`#[serde(flatten)]` would share one struct, but serde cannot deny unknown keys with it.)
+macro_rules! remote_sink_config {
+    ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* } max_in_flight_default = $mif:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, serde::Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($fields)*
+            /// Extra headers (values may be `${ENV}` secrets; they are never logged).
+            #[serde(default)]
+            pub headers: indexmap::IndexMap<String, $crate::sinks::util::http::Secret>,
+            /// `{ user, password }` or `{ bearer }`, secrets inline or from `*_file`.
+            pub auth: Option<$crate::sinks::util::http::AuthConfig>,
+            #[serde(default)]
+            pub tls: $crate::sinks::util::http::TlsConfig,
+            #[serde(default)]
+            pub batch: $crate::sinks::util::batcher::BatchConfig,
+            #[serde(default)]
+            pub retry: $crate::sinks::util::retry::RetryConfig,
+            /// How long one request may take.
+            #[serde(default = "crate::sinks::util::delivery::default_timeout", with = "humantime_serde")]
+            pub request_timeout: std::time::Duration,
+            /// Requests in flight at once.
+            #[serde(default = $mif)]
+            pub max_in_flight: usize,
+            /// A sink for records the server rejects for good (for example a `file` sink).
+            pub dead_letter: Option<String>,
+            /// When this sink's queue is full: `block` (default: back-pressure the stream) or
+            /// `drop_newest` (drop for this sink only, counted).
+            #[serde(default)]
+            pub when_full: $crate::route::WhenFull,
+        }
+
+        impl $name {
+            /// The shared options, for the delivery core.
+            pub fn options(&self) -> $crate::sinks::util::delivery::RemoteOptions<'_> {
+                $crate::sinks::util::delivery::RemoteOptions {
+                    tls: &self.tls,
+                    batch: &self.batch,
+                    retry: &self.retry,
+                    max_in_flight: self.max_in_flight,
+                    dead_letter: self.dead_letter.as_deref(),
+                    when_full: self.when_full,
+                }
+            }
+        }
+    };
+}
+pub(crate) use remote_sink_config;
 
 /// Builds the client and starts a remote sink: `encoder` on top of the shared loop.
 pub fn start(
