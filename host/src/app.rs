@@ -110,9 +110,10 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Arc<str>>();
     let mut wakers = Vec::new();
     for plan in &top.streams {
-        let router = Router::new(
+        let router = Router::with_extras(
             plan.sinks
                 .iter()
+                .chain(&plan.extra_sinks)
                 .map(|n| {
                     outputs
                         .iter()
@@ -121,11 +122,24 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
                         .clone()
                 })
                 .collect(),
+            plan.sinks.len(),
         );
         let stats = Arc::new(StreamStats::default());
+        let chain_ctx = crate::transforms::ChainContext {
+            stream: Arc::clone(&plan.tailer.stream),
+            routes: crate::transforms::wasm::convert::RouteTable {
+                names: plan
+                    .sinks
+                    .iter()
+                    .chain(&plan.extra_sinks)
+                    .cloned()
+                    .collect(),
+                defaults: plan.sinks.len(),
+            },
+        };
         let source = FileSource::new(
             plan.tailer.clone(),
-            crate::transforms::Chain::new(&plan.transforms),
+            crate::transforms::Chain::new(&plan.transforms, &chain_ctx),
             Arc::clone(&ledger),
             router,
             Arc::clone(&watcher),

@@ -67,6 +67,9 @@ pub struct Batch {
     /// Empty, or one event time per record, set by a parser's `time_key` (see
     /// [`Batch::event_time`]).
     pub times: Vec<Option<jiff::Timestamp>>,
+    /// Empty (every record goes to all the stream's sinks), or one route mask per record set by
+    /// a plugin: bit `i` is the router's output `i`; 0 means the stream's sinks.
+    pub routes: Vec<u64>,
 }
 
 impl Batch {
@@ -78,6 +81,7 @@ impl Batch {
             records: Vec::new(),
             fields: Vec::new(),
             times: Vec::new(),
+            routes: Vec::new(),
         }
     }
 
@@ -174,6 +178,33 @@ impl Batch {
                 flags[i - 1]
             });
         }
+        if !self.routes.is_empty() {
+            let mut i = 0;
+            self.routes.retain(|_| {
+                i += 1;
+                flags[i - 1]
+            });
+        }
+    }
+
+    /// A compact copy holding only the records for which `keep(index)` is true, with their
+    /// fields and times (not their routes): what one sink gets when a plugin routed records,
+    /// or one request's share of a batch.
+    pub fn subset(&self, keep: impl Fn(usize) -> bool) -> Batch {
+        let mut out = Batch::new(Arc::clone(&self.source), self.read_at);
+        for i in (0..self.records.len()).filter(|&i| keep(i)) {
+            let r = self.records[i];
+            out.push_line(self.line(&r), r.offset, r.flags);
+            if let Some(f) = self.fields(i) {
+                let n = out.len();
+                out.fields_mut()[n - 1] = f.clone();
+            }
+            if let Some(Some(t)) = self.times.get(i) {
+                let n = out.len();
+                out.times_mut()[n - 1] = Some(*t);
+            }
+        }
+        out
     }
 
     /// Total bytes of the records' lines.

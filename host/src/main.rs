@@ -139,6 +139,7 @@ impl TailArgs {
             fields: IndexMap::new(),
             filters: Vec::new(),
             enrich: None,
+            plugins: Vec::new(),
             transform_order: Vec::new(),
         };
         let config = Config {
@@ -146,6 +147,7 @@ impl TailArgs {
             checkpoint_interval: self.checkpoint_interval,
             grace_period: self.grace_period,
             watch: self.watch,
+            plugin_cache_dir: None,
             streams: IndexMap::from([(stream, stream_config)]),
             sinks: IndexMap::from([(
                 "stdout".to_string(),

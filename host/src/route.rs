@@ -7,6 +7,10 @@
 //! records and never stalls the stream or its checkpoints. A sink that has stopped (its queue
 //! is closed) gets nothing and its share is dropped unresolved, so the batch's lines are not
 //! checkpointed and are read again next start.
+//!
+//! A plugin may route records ([`Batch::routes`]): then each output gets a copy holding only the
+//! records meant for it, and a plugin's dead-letter sink (an output beyond the stream's own
+//! sinks) gets only what the plugin sent there.
 
 use std::sync::Arc;
 
@@ -37,15 +41,25 @@ pub struct Output {
     pub stats: Arc<crate::stats::SinkStats>,
 }
 
-/// The outputs of one stream.
+/// The outputs of one stream: its sinks first, then the sinks only its plugins route to (their
+/// dead-letter sinks).
 #[derive(Debug)]
 pub struct Router {
     outputs: Vec<Output>,
+    /// `outputs[..defaults]` are the stream's sinks: where records without a route go.
+    defaults: usize,
 }
 
 impl Router {
     pub fn new(outputs: Vec<Output>) -> Self {
-        Router { outputs }
+        let defaults = outputs.len();
+        Router { outputs, defaults }
+    }
+
+    /// A router whose first `defaults` outputs are the stream's sinks and the rest reachable
+    /// only by a plugin's route.
+    pub fn with_extras(outputs: Vec<Output>, defaults: usize) -> Self {
+        Router { outputs, defaults }
     }
 
     /// Sends `batch` to every output, blocking while a queue is full. Must not be called from an
@@ -55,36 +69,64 @@ impl Router {
             ack.delivered();
             return;
         }
-        let batch = Arc::new(batch);
-        for out in &self.outputs {
-            let msg = SinkBatch {
-                batch: Arc::clone(&batch),
-                ack: ack.share(),
-            };
-            let sent = match out.when_full {
-                WhenFull::Block => out.tx.blocking_send(msg).map_err(|e| e.0),
-                WhenFull::DropNewest => match out.tx.try_send(msg) {
-                    Ok(()) => Ok(()),
-                    Err(mpsc::error::TrySendError::Full(msg)) => {
-                        let n = msg.batch.len() as u64;
-                        if out
-                            .stats
-                            .dropped
-                            .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
-                            == 0
-                        {
-                            tracing::warn!(sink = %out.sink, "sink queue full; dropping records for this sink (when_full: drop_newest)");
-                        }
-                        msg.ack.delivered();
-                        Ok(())
-                    }
-                    Err(mpsc::error::TrySendError::Closed(msg)) => Err(msg),
-                },
-            };
-            if sent.is_err() {
-                tracing::debug!(sink = %out.sink, "sink has stopped; batch not delivered to it");
+        if batch.routes.iter().all(|&m| m == 0) {
+            let batch = Arc::new(batch);
+            for out in &self.outputs[..self.defaults] {
+                self.deliver(out, Arc::clone(&batch), &ack);
+            }
+        } else {
+            // A plugin chose sinks for some records: each output gets the records meant for it.
+            let n = batch.len();
+            let mut whole: Option<Arc<Batch>> = None;
+            for (j, out) in self.outputs.iter().enumerate().take(64) {
+                let bit = 1u64 << j;
+                let defaults = self.defaults;
+                let goes = |i: usize| match batch.routes[i] {
+                    0 => j < defaults,
+                    m => m & bit != 0,
+                };
+                let count = (0..n).filter(|&i| goes(i)).count();
+                if count == 0 {
+                    continue;
+                }
+                let part = if count == n {
+                    Arc::clone(whole.get_or_insert_with(|| Arc::new(batch.subset(|_| true))))
+                } else {
+                    Arc::new(batch.subset(goes))
+                };
+                self.deliver(out, part, &ack);
             }
         }
         ack.delivered();
+    }
+
+    fn deliver(&self, out: &Output, batch: Arc<Batch>, ack: &Ack) {
+        let msg = SinkBatch {
+            batch,
+            ack: ack.share(),
+        };
+        let sent = match out.when_full {
+            WhenFull::Block => out.tx.blocking_send(msg).map_err(|e| e.0),
+            WhenFull::DropNewest => match out.tx.try_send(msg) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(msg)) => {
+                    let n = msg.batch.len() as u64;
+                    if out
+                        .stats
+                        .dropped
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
+                        == 0
+                    {
+                        tracing::warn!(sink = %out.sink, "sink queue full; dropping records for this sink (when_full: drop_newest)");
+                    }
+                    msg.ack.delivered();
+                    Ok(())
+                }
+                Err(mpsc::error::TrySendError::Closed(msg)) => Err(msg),
+            },
+        };
+        if sent.is_err() {
+            tracing::debug!(sink = %out.sink, "sink has stopped; batch not delivered to it");
+        }
     }
 }

@@ -26,6 +26,7 @@ use crate::transforms::enrich::EnrichConfig;
 use crate::transforms::fields::AddFields;
 use crate::transforms::filters::FilterSpec;
 use crate::transforms::parsers::ParserSpec;
+use crate::transforms::wasm::{PluginConfig, PluginSpec};
 
 /// Bytes read from a file at a time (and the largest plain batch, plus a partial line).
 pub const READ_CHUNK: usize = 128 * 1024;
@@ -46,6 +47,10 @@ pub struct Config {
     /// Change detection for the whole process: `auto`, `inotify` or `poll`.
     #[serde(default)]
     pub watch: WatchMode,
+    /// Where compiled plugins are cached across restarts. Default: `plugin-cache` in the
+    /// checkpoint directory.
+    #[serde(default)]
+    pub plugin_cache_dir: Option<PathBuf>,
     /// The named streams: which files, how to frame them, where they go.
     pub streams: IndexMap<String, StreamConfig>,
     /// The named sinks streams send to.
@@ -92,6 +97,9 @@ pub struct StreamConfig {
     /// Kubernetes enrichment from the Downward API: `{ pod: true, labels: /etc/podinfo/labels }`.
     #[serde(default)]
     pub enrich: Option<EnrichConfig>,
+    /// WebAssembly plugins, in order: `- path: /plugins/nginx_parse.wasm`.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
     /// The order `parser`, `filters` and `fields` were written in (they run in that order);
     /// filled from the YAML, `parser, filters, fields` when built in code.
     #[serde(skip)]
@@ -99,7 +107,7 @@ pub struct StreamConfig {
 }
 
 /// The stream keys that are transforms, in their default order.
-const TRANSFORM_KEYS: [&str; 4] = ["parser", "filters", "enrich", "fields"];
+const TRANSFORM_KEYS: [&str; 5] = ["parser", "filters", "plugins", "enrich", "fields"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +192,8 @@ pub struct StreamPlan {
     /// Parsers and enrichment, in the order they run.
     pub transforms: Vec<TransformSpec>,
     pub sinks: Vec<Arc<str>>,
+    /// Sinks only this stream's plugins send to (their dead-letter sinks), not among `sinks`.
+    pub extra_sinks: Vec<Arc<str>>,
 }
 
 /// What will run, validated.
@@ -279,6 +289,12 @@ impl Config {
             ));
         }
         let sink_names: Vec<&str> = self.sinks.keys().map(String::as_str).collect();
+        let plugin_cache_dir = self.plugin_cache_dir.clone().or_else(|| {
+            self.checkpoint_dir
+                .clone()
+                .or_else(|| self.default_checkpoint_dir())
+                .map(|d| d.join("plugin-cache"))
+        });
         let mut streams = Vec::new();
         for (name, s) in &self.streams {
             let at = |k: &str| format!("streams.{name}.{k}");
@@ -344,6 +360,7 @@ impl Config {
                 })
             });
             let mut transforms = Vec::new();
+            let mut extra_sinks: Vec<Arc<str>> = Vec::new();
             let order: Vec<&str> = if s.transform_order.is_empty() {
                 TRANSFORM_KEYS.to_vec()
             } else {
@@ -365,6 +382,28 @@ impl Config {
                                 err(at(&format!("filters[{i}].{k}")), reason)
                             })?;
                             transforms.push(TransformSpec::Filter(filter));
+                        }
+                    }
+                    "plugins" => {
+                        for (i, p) in s.plugins.iter().enumerate() {
+                            let key = |k: &str| at(&format!("plugins[{i}].{k}"));
+                            if let Some(dl) = &p.dead_letter
+                                && !self.sinks.contains_key(dl)
+                            {
+                                return Err(err(
+                                    key("dead_letter"),
+                                    format!("no sink named `{dl}`"),
+                                ));
+                            }
+                            let spec = PluginSpec::load(p, plugin_cache_dir.as_deref())
+                                .map_err(|(k, reason)| err(key(&k), reason))?;
+                            if let Some(dl) = &spec.dead_letter
+                                && !s.sinks.iter().any(|n| **n == **dl)
+                                && !extra_sinks.contains(dl)
+                            {
+                                extra_sinks.push(Arc::clone(dl));
+                            }
+                            transforms.push(TransformSpec::Plugin(Arc::new(spec)));
                         }
                     }
                     "enrich" => {
@@ -399,6 +438,7 @@ impl Config {
                     read_chunk: READ_CHUNK,
                 },
                 sinks: s.sinks.iter().map(|n| Arc::from(n.as_str())).collect(),
+                extra_sinks,
             });
         }
         for (name, sink) in &self.sinks {
@@ -416,7 +456,15 @@ impl Config {
                 .sinks
                 .values()
                 .any(|s| s.dead_letter() == Some(name.as_str()));
-            if !dead_letter_of_some && !self.streams.values().any(|s| s.sinks.contains(name)) {
+            let dead_letter_of_plugin = self
+                .streams
+                .values()
+                .flat_map(|s| &s.plugins)
+                .any(|p| p.dead_letter.as_deref() == Some(name.as_str()));
+            if !dead_letter_of_some
+                && !dead_letter_of_plugin
+                && !self.streams.values().any(|s| s.sinks.contains(name))
+            {
                 tracing::warn!(sink = %name, "sink is not used by any stream");
             }
         }

@@ -1,10 +1,10 @@
 //! Transforms: what happens to a stream's batches between framing and routing — parsers that
-//! fill typed fields from the line, enrichment, and (later) filters and WASM plugins.
+//! fill typed fields from the line, enrichment, filters, and WebAssembly plugins ([`wasm`]).
 //!
 //! A transform works on a whole [`Batch`] at a time, on the stream's own thread. It may set
-//! fields and drop records ([`Batch::retain`]); it never changes which bytes of the file the
-//! batch covers, so the batch's acknowledgement (issued for its end offset before the chain
-//! runs) still commits lines that a filter dropped. A line a parser cannot parse is kept, with a
+//! fields and drop records ([`Batch::retain`]); a plugin may also rewrite, split and route them.
+//! None changes which bytes of the file the batch covers, so the batch's acknowledgement (issued
+//! for its end offset before the chain runs) still commits lines that a filter dropped. A line a parser cannot parse is kept, with a
 //! `parse_error` field, and counted: nothing is dropped silently.
 
 pub mod enrich;
@@ -12,6 +12,9 @@ pub mod fields;
 pub mod filters;
 pub mod parsers;
 pub mod time;
+pub mod wasm;
+
+use std::sync::Arc;
 
 use crate::event::Batch;
 use crate::stats::StreamStats;
@@ -29,6 +32,15 @@ pub enum TransformSpec {
     AddFields(fields::AddFields),
     Filter(filters::Filter),
     Enrich(Box<enrich::Enrich>),
+    Plugin(Arc<wasm::PluginSpec>),
+}
+
+/// What a stream's transforms need to know about where they run.
+#[derive(Debug, Clone)]
+pub struct ChainContext {
+    pub stream: Arc<str>,
+    /// The router's outputs, for plugins that route records.
+    pub routes: wasm::convert::RouteTable,
 }
 
 impl TransformSpec {
@@ -38,6 +50,20 @@ impl TransformSpec {
             TransformSpec::Parser(p) => format!("parser: {}", p.describe()),
             TransformSpec::Filter(f) => format!("filter: {}", f.describe()),
             TransformSpec::Enrich(e) => format!("enrich: {}", e.describe()),
+            TransformSpec::Plugin(p) => format!(
+                "plugin {}: {} (memory {} MiB, deadline {}, on_error {:?}{})",
+                p.name,
+                p.path.display(),
+                p.limits.memory >> 20,
+                humantime::format_duration(p.limits.deadline),
+                p.on_error,
+                if p.loaded.from_cache {
+                    ", compiled: cached"
+                } else {
+                    ""
+                }
+            )
+            .to_lowercase(),
             TransformSpec::AddFields(f) => {
                 let keys: Vec<&str> = f.fields.keys().map(String::as_str).collect();
                 format!("fields: {}", keys.join(", "))
@@ -45,8 +71,13 @@ impl TransformSpec {
         }
     }
 
-    pub fn build(&self) -> Box<dyn Transform> {
+    pub fn build(&self, ctx: &ChainContext) -> Box<dyn Transform> {
         match self {
+            TransformSpec::Plugin(p) => Box::new(wasm::transform::WasmPlugin::new(
+                Arc::clone(p),
+                Arc::clone(&ctx.stream),
+                ctx.routes.clone(),
+            )),
             TransformSpec::Parser(p) => Box::new(p.clone()),
             TransformSpec::AddFields(f) => Box::new(f.clone()),
             TransformSpec::Filter(f) => Box::new(f.clone()),
@@ -59,8 +90,8 @@ impl TransformSpec {
 pub struct Chain(Vec<Box<dyn Transform>>);
 
 impl Chain {
-    pub fn new(specs: &[TransformSpec]) -> Self {
-        Chain(specs.iter().map(TransformSpec::build).collect())
+    pub fn new(specs: &[TransformSpec], ctx: &ChainContext) -> Self {
+        Chain(specs.iter().map(|s| s.build(ctx)).collect())
     }
 
     pub fn is_empty(&self) -> bool {

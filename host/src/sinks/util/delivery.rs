@@ -19,7 +19,6 @@ use tokio::task::JoinSet;
 use super::batcher::{BatchConfig, Batcher, Request};
 use super::http::{HttpClient, HttpSettings, Response, send};
 use super::retry::{Backoff, Outcome, RetryConfig, classify_status};
-use crate::event::Batch;
 use crate::sinks::{SinkBatch, SinkExit};
 use crate::stats::SinkStats;
 
@@ -344,7 +343,8 @@ async fn dead_letter(ctx: &Context, request: Request, reason: &str) {
             tracing::error!(sink = %ctx.name, %reason, records, dead_letter = %dl_name, "rejected permanently; sent to the dead-letter sink");
             SinkStats::add(&ctx.stats.dead_lettered, records);
             for part in request.parts {
-                let batch = Arc::new(subset(&part.batch, part.range.clone()));
+                let range = part.range.clone();
+                let batch = Arc::new(part.batch.subset(|i| range.contains(&i)));
                 if tx
                     .send(SinkBatch {
                         batch,
@@ -365,24 +365,6 @@ async fn dead_letter(ctx: &Context, request: Request, reason: &str) {
             }
         }
     }
-}
-
-/// The records `range` of `batch`, as a batch of their own.
-fn subset(batch: &Batch, range: std::ops::Range<usize>) -> Batch {
-    let mut out = Batch::new(Arc::clone(&batch.source), batch.read_at);
-    for i in range {
-        let r = batch.records[i];
-        out.push_line(batch.line(&r), r.offset, r.flags);
-        if let Some(f) = batch.fields(i) {
-            let n = out.len();
-            out.fields_mut()[n - 1] = f.clone();
-        }
-        if let Some(Some(t)) = batch.times.get(i) {
-            let n = out.len();
-            out.times_mut()[n - 1] = Some(*t);
-        }
-    }
-    out
 }
 
 /// The default request timeout.

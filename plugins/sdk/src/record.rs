@@ -1,0 +1,260 @@
+//! The per-record view a plugin works with, and what it decides.
+
+use std::borrow::Cow;
+
+use crate::value::Value;
+use crate::{Timestamp, wit};
+
+/// What every record of a batch shares.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchInfo<'a> {
+    /// The stream's name in tailcar's configuration.
+    pub stream: &'a str,
+    /// The file the lines were read from.
+    pub path: &'a str,
+    /// When tailcar read them.
+    pub read_at: Timestamp,
+    /// How many records the batch holds.
+    pub len: usize,
+}
+
+/// What becomes of a record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Keep the record, with the changes made to it.
+    Keep,
+    /// Drop it.
+    Drop,
+    /// Replace it by these records (in this order). Each starts with the record's fields.
+    Split(Vec<Emit>),
+    /// Fail the whole batch with this message: tailcar logs it with the plugin's name, counts
+    /// it, and applies the plugin's `on_error` policy to every record of the batch.
+    Fail(String),
+}
+
+/// One record of a [`Verdict::Split`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Emit {
+    pub line: Vec<u8>,
+    pub fields: Vec<(String, Value<'static>)>,
+    pub time: Option<Timestamp>,
+}
+
+impl Emit {
+    pub fn line(line: impl Into<Vec<u8>>) -> Self {
+        Emit {
+            line: line.into(),
+            ..Emit::default()
+        }
+    }
+
+    /// Adds (or replaces) a field.
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<Value<'static>>) -> Self {
+        self.fields.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn time(mut self, time: Timestamp) -> Self {
+        self.time = Some(time);
+        self
+    }
+}
+
+type FieldList<'a> = Vec<(Cow<'a, str>, Value<'a>)>;
+
+/// One input record: its line, time and fields, which a plugin reads and changes.
+///
+/// Reading is free of copies: the line and field values point into the batch. Changes are kept
+/// aside and only they cross back to tailcar.
+pub struct Record<'a> {
+    batch: &'a wit::Batch,
+    index: usize,
+    input_line: &'a [u8],
+    input_time: Option<Timestamp>,
+    input_fields: &'a [wit::Field],
+    pub(crate) line: Option<Vec<u8>>,
+    pub(crate) time: Option<Timestamp>,
+    pub(crate) fields: Option<FieldList<'a>>,
+    pub(crate) route: Option<Vec<String>>,
+}
+
+fn slice(buf: &[u8], span: wit::Span) -> &[u8] {
+    let start = span.start as usize;
+    buf.get(start..start.saturating_add(span.len as usize))
+        .unwrap_or_default()
+}
+
+/// Text the host wrote into `strings` (always UTF-8; anything else reads as empty).
+pub(crate) fn text(buf: &[u8], span: wit::Span) -> &str {
+    std::str::from_utf8(slice(buf, span)).unwrap_or_default()
+}
+
+pub(crate) fn decode_value<'a>(strings: &'a [u8], v: &wit::Value) -> Value<'a> {
+    match v {
+        wit::Value::Null => Value::Null,
+        wit::Value::Boolean(b) => Value::Bool(*b),
+        wit::Value::Integer(n) => Value::Int(*n),
+        wit::Value::Float(f) => Value::Float(*f),
+        wit::Value::Text(s) => Value::Str(Cow::Borrowed(text(strings, *s))),
+        wit::Value::Json(s) => Value::Json(Cow::Borrowed(text(strings, *s))),
+    }
+}
+
+fn reborrow<'s>(v: &'s Value<'_>) -> Value<'s> {
+    match v {
+        Value::Str(s) => Value::Str(Cow::Borrowed(s)),
+        Value::Json(s) => Value::Json(Cow::Borrowed(s)),
+        Value::Null => Value::Null,
+        Value::Bool(b) => Value::Bool(*b),
+        Value::Int(n) => Value::Int(*n),
+        Value::Float(f) => Value::Float(*f),
+    }
+}
+
+impl<'a> Record<'a> {
+    pub(crate) fn new(batch: &'a wit::Batch, index: usize, fields: &'a [wit::Field]) -> Self {
+        let entry = &batch.records[index];
+        Record {
+            batch,
+            index,
+            input_line: slice(&batch.data, entry.line),
+            input_time: entry.time.map(|t| Timestamp {
+                seconds: t.seconds,
+                nanos: t.nanos,
+            }),
+            input_fields: fields,
+            line: None,
+            time: None,
+            fields: None,
+            route: None,
+        }
+    }
+
+    /// The record's position in its batch.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The stream's name.
+    pub fn stream(&self) -> &'a str {
+        &self.batch.stream
+    }
+
+    /// The file the line was read from.
+    pub fn path(&self) -> &'a str {
+        &self.batch.path
+    }
+
+    /// The line as it is now (replaced by [`Record::set_line`], or as read).
+    pub fn line(&self) -> &[u8] {
+        self.line.as_deref().unwrap_or(self.input_line)
+    }
+
+    /// The line as it is now, if it is UTF-8.
+    pub fn line_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.line()).ok()
+    }
+
+    /// The line as read, borrowed from the batch: field values taken from it need no copy.
+    pub fn input_line(&self) -> &'a [u8] {
+        self.input_line
+    }
+
+    /// The line as read, if it is UTF-8.
+    pub fn input_str(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.input_line).ok()
+    }
+
+    pub fn set_line(&mut self, line: impl Into<Vec<u8>>) {
+        self.line = Some(line.into());
+    }
+
+    /// The event time, when a parser set one.
+    pub fn time(&self) -> Option<Timestamp> {
+        self.time.or(self.input_time)
+    }
+
+    pub fn set_time(&mut self, time: Timestamp) {
+        self.time = Some(time);
+    }
+
+    /// The value of field `key`.
+    pub fn field(&self, key: &str) -> Option<Value<'_>> {
+        match &self.fields {
+            Some(list) => list
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| reborrow(v)),
+            None => self
+                .input_fields
+                .iter()
+                .find(|f| text(&self.batch.strings, f.key) == key)
+                .map(|f| decode_value(&self.batch.strings, &f.value)),
+        }
+    }
+
+    /// All fields, in order.
+    pub fn fields(&self) -> Vec<(&str, Value<'_>)> {
+        match &self.fields {
+            Some(list) => list.iter().map(|(k, v)| (&**k, reborrow(v))).collect(),
+            None => self
+                .input_fields
+                .iter()
+                .map(|f| {
+                    (
+                        text(&self.batch.strings, f.key),
+                        decode_value(&self.batch.strings, &f.value),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn fields_mut(&mut self) -> &mut FieldList<'a> {
+        let strings: &'a [u8] = &self.batch.strings;
+        let input = self.input_fields;
+        self.fields.get_or_insert_with(|| {
+            input
+                .iter()
+                .map(|f| {
+                    (
+                        Cow::Borrowed(text(strings, f.key)),
+                        decode_value(strings, &f.value),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Sets field `key` (replacing its value if it exists, else appending it).
+    pub fn set_field(&mut self, key: impl Into<Cow<'a, str>>, value: impl Into<Value<'a>>) {
+        let key = key.into();
+        let value = value.into();
+        let list = self.fields_mut();
+        match list.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => list.push((key, value)),
+        }
+    }
+
+    /// Removes field `key`; true if it was there.
+    pub fn remove_field(&mut self, key: &str) -> bool {
+        let list = self.fields_mut();
+        let before = list.len();
+        list.retain(|(k, _)| k != key);
+        list.len() != before
+    }
+
+    /// Sends the record to these sinks only (they must be among the stream's sinks, or the
+    /// plugin's dead-letter sink), instead of all the stream's sinks.
+    pub fn route_to(&mut self, sinks: &[&str]) {
+        self.route = Some(sinks.iter().map(|s| s.to_string()).collect());
+    }
+
+    pub(crate) fn current_fields(&self) -> Vec<(String, Value<'static>)> {
+        self.fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_owned()))
+            .collect()
+    }
+}
