@@ -53,6 +53,94 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Work with WebAssembly plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Run a plugin over sample lines and show what comes out of each, with timings and the
+    /// plugin's panic message or trap reason when a batch fails. Exits 1 if a batch failed.
+    Test(PluginTestArgs),
+}
+
+#[derive(Args)]
+struct PluginTestArgs {
+    /// The plugin component (`.wasm`).
+    plugin: PathBuf,
+    /// Sample lines: a file, or `-` for stdin.
+    #[arg(default_value = "-")]
+    input: PathBuf,
+    /// The plugin's configuration, as JSON (what `config:` holds in the YAML).
+    #[arg(long, default_value = "{}")]
+    config: String,
+    /// Lines per batch.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+    /// Linear memory limit.
+    #[arg(long, default_value = "64MiB", value_parser = config::parse_size)]
+    memory: u64,
+    /// Time allowed per batch.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    deadline: Duration,
+    /// Instruction budget per batch.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Largest output of one batch.
+    #[arg(long, default_value = "16MiB", value_parser = config::parse_size)]
+    max_output: u64,
+    /// Cache compiled plugins here.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Print only one line per batch and the summary.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn plugin_test(args: PluginTestArgs) -> ExitCode {
+    use tailcar::transforms::wasm::{runtime::Limits, tester};
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&args.config) {
+        eprintln!("tailcar: error: --config is not JSON: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let opts = tester::TestOptions {
+        plugin: args.plugin,
+        config: args.config,
+        batch_size: args.batch_size as usize,
+        limits: Limits {
+            memory: args.memory as usize,
+            deadline: args.deadline,
+            fuel: args.fuel,
+        },
+        max_output: args.max_output as usize,
+        cache_dir: args.cache_dir,
+        quiet: args.quiet,
+    };
+    let mut input: Box<dyn std::io::BufRead> = if args.input == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(&args.input) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                eprintln!("tailcar: error: cannot read {}: {e}", args.input.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = tester::run(&opts, &mut input, &mut out);
+    let _ = std::io::Write::flush(&mut out);
+    match result {
+        Ok(s) if s.failed_batches == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("tailcar: error: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
 }
 
 #[derive(Args)]
@@ -196,6 +284,9 @@ fn main() -> ExitCode {
             (args.topology(), once)
         }
         Command::Run { config, once } => (Config::load(&config), once),
+        Command::Plugin {
+            command: PluginCommand::Test(args),
+        } => return plugin_test(args),
         Command::Check { config } => {
             return match Config::load(&config) {
                 Ok(t) => {

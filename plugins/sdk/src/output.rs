@@ -128,10 +128,14 @@ pub(crate) fn run<P: Plugin>(plugin: &mut P, batch: &wit::Batch) -> Result<wit::
             f += 1;
         }
         let mut rec = Record::new(batch, i, &all[start..f]);
-        match plugin.process(&mut rec) {
+        let verdict = plugin.process(&mut rec);
+        match verdict {
             Verdict::Keep => out.keep(i as u32, &rec),
             Verdict::Drop => {}
-            Verdict::Fail(message) => return Err(message),
+            Verdict::Fail(message) => {
+                crate::flush_counts();
+                return Err(message);
+            }
             Verdict::Split(pieces) => {
                 for p in pieces {
                     out.piece(i as u32, &rec, p);
@@ -139,6 +143,7 @@ pub(crate) fn run<P: Plugin>(plugin: &mut P, batch: &wit::Batch) -> Result<wit::
             }
         }
     }
+    crate::flush_counts();
     Ok(wit::Output {
         records: out.records,
         data: out.data,

@@ -17,6 +17,7 @@ pub mod capture;
 pub mod convert;
 pub mod runtime;
 pub mod stats;
+pub mod tester;
 pub mod transform;
 
 use std::path::{Path, PathBuf};

@@ -186,7 +186,7 @@ impl WasmPlugin {
         }
         for (what, bytes) in [("stdout", stdout), ("stderr", stderr)] {
             let text = String::from_utf8_lossy(&bytes);
-            let text = text.trim_end();
+            let text = text.trim();
             if !text.is_empty() {
                 tracing::warn!(stream, plugin, "plugin wrote to {what}: {text}");
             }

@@ -10,7 +10,6 @@ use tailcar_plugin::{Config, Plugin, Record, Verdict};
 
 pub struct DropHealthchecks {
     paths: Vec<String>,
-    dropped: u32,
 }
 
 const DEFAULT_PATHS: &str = "/healthz,/readyz,/livez,/ping";
@@ -47,14 +46,7 @@ impl Plugin for DropHealthchecks {
                 "`paths`: `{bad}` is not a path (it must start with `/`)"
             ));
         }
-        Ok(DropHealthchecks { paths, dropped: 0 })
-    }
-
-    fn begin_batch(&mut self, _batch: &tailcar_plugin::BatchInfo<'_>) {
-        if self.dropped > 0 {
-            tailcar_plugin::count("healthchecks_dropped", self.dropped);
-            self.dropped = 0;
-        }
+        Ok(DropHealthchecks { paths })
     }
 
     fn process(&mut self, record: &mut Record<'_>) -> Verdict {
@@ -65,7 +57,7 @@ impl Plugin for DropHealthchecks {
         };
         match path {
             Some(p) if self.paths.iter().any(|h| h.as_bytes() == without_query(p)) => {
-                self.dropped += 1;
+                tailcar_plugin::count("healthchecks_dropped", 1);
                 Verdict::Drop
             }
             _ => Verdict::Keep,
