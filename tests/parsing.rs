@@ -10,23 +10,6 @@ use support::*;
 /// The combined log format, written as a user would.
 const COMBINED: &str = r#"^(?P<remote>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<path>\S*) (?P<protocol>[^"]*)" (?P<status>\d{3}) (?P<bytes>\S+) "(?P<referrer>[^"]*)" "(?P<agent>[^"]*)"$"#;
 
-fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
-    fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Copies the Apache access sample (tests/fixtures) to `dir/access.log`.
-fn copy_sample(dir: &std::path::Path) {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/apache_access_10k.log"
-    );
-    fs::copy(sample, dir.join("access.log")).unwrap();
-}
-
 #[test]
 fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,7 +23,7 @@ fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
     fs::write(d.join("tailcar.yaml"), config).unwrap();
     let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
     assert_eq!(code, Some(0), "{err}");
-    let recs = records(&d.join("out.json"));
+    let recs = json_records(&d.join("out.json"));
     assert_eq!(recs.len(), 10_000);
     // The sample has one malformed line (its user agent lacks the closing quote): it is kept,
     // with the reason, and counted.
@@ -104,7 +87,7 @@ fn nginx_and_apache2_parse_every_line_of_the_apache_sample() {
         fs::write(d.join("tailcar.yaml"), config).unwrap();
         let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
         assert_eq!(code, Some(0), "{err}");
-        let recs = records(&d.join(format!("{parser}.json")));
+        let recs = json_records(&d.join(format!("{parser}.json")));
         assert_eq!(recs.len(), 10_000);
         assert!(
             err.contains("parse_errors=0") && err.contains("time_errors=0"),
@@ -180,7 +163,7 @@ sinks:
     fs::write(d.join("tailcar.yaml"), config).unwrap();
     let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
     assert_eq!(code, Some(0), "{err}");
-    let recs = records(&d.join("out.json"));
+    let recs = json_records(&d.join("out.json"));
     let paths: Vec<&str> = recs
         .iter()
         .map(|r| r["fields"]["path"].as_str().unwrap())
@@ -195,7 +178,7 @@ sinks:
     // The dropped lines are acknowledged: a second run has nothing left to read.
     let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(records(&d.join("out.json")).len(), 3);
+    assert_eq!(json_records(&d.join("out.json")).len(), 3);
     assert!(err.contains("records=0"), "{err}");
 }
 
@@ -223,7 +206,7 @@ fn records_are_enriched_from_the_downward_api() {
     ];
     let (code, _, err) = run_env(d, &["run", "--config", "tailcar.yaml", "--once"], &env);
     assert_eq!(code, Some(0), "{err}");
-    let recs = records(&d.join("out.json"));
+    let recs = json_records(&d.join("out.json"));
     assert_eq!(
         recs[0]["fields"]["kubernetes"],
         serde_json::json!({
@@ -250,7 +233,7 @@ fn parse_with(parser_yaml: &str, content: &[u8]) -> (Vec<serde_json::Value>, Str
     fs::write(d.join("tailcar.yaml"), config).unwrap();
     let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
     assert_eq!(code, Some(0), "{err}");
-    (records(&d.join("out.json")), err)
+    (json_records(&d.join("out.json")), err)
 }
 
 #[test]
@@ -395,7 +378,7 @@ fn json_lines_become_fields_and_other_lines_are_kept_with_the_reason() {
     fs::write(d.join("tailcar.yaml"), config).unwrap();
     let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
     assert_eq!(code, Some(0), "{err}");
-    let recs = records(&d.join("out.json"));
+    let recs = json_records(&d.join("out.json"));
     assert_eq!(recs.len(), 4, "nothing is dropped");
     assert_eq!(
         recs[0]["fields"],

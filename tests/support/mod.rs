@@ -295,3 +295,70 @@ pub fn complete_lines(output: &[u8]) -> (&[u8], bool) {
         None => (&[], !output.is_empty()),
     }
 }
+
+/// The plugins under `plugins/` built for `wasm32-wasip2` (once per test binary), so tests run
+/// components compiled from source, never checked-in binaries.
+pub fn plugin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = root.join("target/plugins");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"]);
+        for p in [
+            "nginx_parse",
+            "drop_healthchecks",
+            "redact",
+            "sample",
+            "passthrough",
+            "hostile",
+            "wrong_world",
+        ] {
+            cmd.args(["-p", p]);
+        }
+        let out = cmd.output().expect("running cargo to build the plugins");
+        assert!(
+            out.status.success(),
+            "building the plugins failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        target.join("wasm32-wasip2/plugin")
+    });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// Copies the Apache access sample (tests/fixtures) to `dir/access.log`.
+pub fn copy_sample(dir: &Path) -> PathBuf {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/apache_access_10k.log"
+    );
+    let to = dir.join("access.log");
+    std::fs::copy(sample, &to).unwrap();
+    to
+}
+
+/// The JSON records of a `format: json` file sink.
+pub fn json_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The value of `key=N` in the last log line that mentions `context` (statistics lines).
+pub fn stat(log: &str, context: &str, key: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains(context))?;
+    let at = line.find(&format!(" {key}="))? + key.len() + 2;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
