@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is required (rustup toolchain)"; exit 1; }
 # rustfmt and clippy ship with the machine's rustup toolchain; make sure they are there.
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The plugin tests build the plugins in plugins/ from source for WebAssembly.
+rustup target add wasm32-wasip2
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The example and test plugins, built once for WebAssembly (the integration tests reuse them).
+CARGO_TARGET_DIR=target/plugins cargo build --locked --profile plugin --target wasm32-wasip2 \
+  -p nginx_parse -p drop_healthchecks -p redact -p sample -p passthrough -p hostile -p wrong_world
 cargo test --workspace --locked

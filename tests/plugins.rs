@@ -375,7 +375,7 @@ fn a_plugin_replaced_on_disk_is_reloaded_and_a_broken_one_refused_without_losing
 
     // Lines keep flowing while the file is replaced and checked (once a second, before a batch).
     let mut next = 100u64;
-    let mut flow_until = |t: &Tailcar, text: &str, next: &mut u64| {
+    let flow_until = |t: &Tailcar, text: &str, next: &mut u64| {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while !t.stderr().contains(text) {
             assert!(

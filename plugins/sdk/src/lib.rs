@@ -38,6 +38,7 @@ pub use record::{BatchInfo, Emit, Record, Verdict};
 pub use value::Value;
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated code
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",

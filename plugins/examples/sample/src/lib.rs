@@ -80,7 +80,7 @@ impl Plugin for Sample {
         if is_error(record) {
             return Verdict::Keep;
         }
-        let keep = self.seen % self.n == 0;
+        let keep = self.seen.is_multiple_of(self.n);
         self.seen += 1;
         if keep {
             Verdict::Keep
