@@ -17,6 +17,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -151,9 +152,36 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<State>,
     fuel: bool,
+    /// Components compiled (or loaded) by this process, by content hash: a plugin used by
+    /// several streams, or checked again on reload, is compiled once.
+    compiled: Mutex<std::collections::HashMap<u128, Component>>,
 }
 
 static RUNTIMES: OnceLock<Mutex<Vec<Arc<Runtime>>>> = OnceLock::new();
+
+/// Plugin calls running now, in the whole process; the epoch threads tick only while some do.
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+static TICKERS: Mutex<Vec<std::thread::Thread>> = Mutex::new(Vec::new());
+
+/// Counts a call as running (waking the epoch threads) until dropped.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        if CALLS.fetch_add(1, Ordering::AcqRel) == 0 {
+            for t in TICKERS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                t.unpark();
+            }
+        }
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        CALLS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 impl Runtime {
     /// The process's runtime with or without fuel metering, created on first use.
@@ -178,17 +206,27 @@ impl Runtime {
             engine,
             linker,
             fuel,
+            compiled: Mutex::default(),
         });
         let ticker = rt.engine.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("wasm-epoch".into())
             .spawn(move || {
                 loop {
+                    // Tick only while some plugin call runs: an idle sidecar stays idle.
+                    if CALLS.load(Ordering::Acquire) == 0 {
+                        std::thread::park_timeout(Duration::from_secs(1));
+                        continue;
+                    }
                     std::thread::sleep(TICK);
                     ticker.increment_epoch();
                 }
             })
             .context("starting the plugin epoch thread")?;
+        TICKERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(thread.thread().clone());
         all.push(Arc::clone(&rt));
         Ok(rt)
     }
@@ -208,6 +246,28 @@ impl Runtime {
     /// Compiles `bytes`, or maps the compiled artifact back from `cache_dir` if it was compiled
     /// before. Returns the component and whether it came from the cache.
     pub fn compile(
+        &self,
+        bytes: &[u8],
+        cache_dir: Option<&Path>,
+    ) -> anyhow::Result<(Component, bool)> {
+        let hash = xxhash_rust::xxh3::xxh3_128(bytes);
+        if let Some(c) = self.memo().get(&hash) {
+            return Ok((c.clone(), true));
+        }
+        let (component, cached) = self.compile_or_load(bytes, cache_dir)?;
+        let mut memo = self.memo();
+        if memo.len() >= 16 {
+            memo.clear(); // Many reloaded versions: forget the old ones.
+        }
+        memo.insert(hash, component.clone());
+        Ok((component, cached))
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u128, Component>> {
+        self.compiled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn compile_or_load(
         &self,
         bytes: &[u8],
         cache_dir: Option<&Path>,
@@ -372,6 +432,7 @@ impl Instance {
         store.limiter(|s| &mut s.limiter);
         // Instantiation and init may compile regexes and the like: give them more time.
         arm(&mut store, limits, 10);
+        let _running = Running::start();
         let plugin = pre
             .instantiate(&mut store)
             .map_err(|e| (classify(&store, e), stderr.take()))?;
@@ -392,6 +453,7 @@ impl Instance {
     /// Calls `process(batch)` under the instance's limits.
     pub fn process(&mut self, batch: &wit::Batch) -> Result<wit::Output, Failure> {
         arm(&mut self.store, self.limits, 1);
+        let _running = Running::start();
         match self.plugin.call_process(&mut self.store, batch) {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(message)) => Err(Failure::Error(message)),

@@ -34,6 +34,7 @@ pub struct WasmPlugin {
     dead_letter_bit: u64,
     last_failure_log: Option<Instant>,
     failures_not_logged: u64,
+    warned_routes: bool,
     pub stats: Arc<PluginStats>,
 }
 
@@ -57,6 +58,7 @@ impl WasmPlugin {
             dead_letter_bit,
             last_failure_log: None,
             failures_not_logged: 0,
+            warned_routes: false,
             stats: Arc::default(),
         }
     }
@@ -286,11 +288,12 @@ impl Transform for WasmPlugin {
                         Ok(applied) => {
                             self.failures = 0;
                             self.retry_at = None;
-                            if !applied.unknown_routes.is_empty() {
+                            if !applied.unknown_routes.is_empty() && !self.warned_routes {
+                                self.warned_routes = true;
                                 tracing::warn!(
                                     stream = %self.stream,
                                     plugin = %self.name(),
-                                    "records routed to sinks this stream does not have ({}); sent to the stream's sinks instead",
+                                    "records routed to sinks this stream does not have ({}); sent to the stream's sinks instead (logged once)",
                                     applied.unknown_routes.join(", ")
                                 );
                             }
