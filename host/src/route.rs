@@ -130,3 +130,84 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{FileKey, Ledger};
+    use crate::event::Source;
+    use std::path::Path;
+    use std::time::SystemTime;
+
+    fn output(name: &str) -> (Output, mpsc::Receiver<SinkBatch>) {
+        let (tx, rx) = mpsc::channel(4);
+        (
+            Output {
+                sink: name.into(),
+                tx,
+                when_full: WhenFull::Block,
+                stats: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    fn lines(rx: &mut mpsc::Receiver<SinkBatch>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            for r in &m.batch.records {
+                out.push(String::from_utf8_lossy(m.batch.line(r)).into_owned());
+            }
+            m.ack.delivered();
+        }
+        out
+    }
+
+    #[test]
+    fn routed_records_reach_only_the_outputs_named_and_the_ack_waits_for_all() {
+        let ledger = Ledger::new(vec![]);
+        let key = FileKey {
+            stream: "s".into(),
+            dev: 1,
+            inode: 1,
+            fingerprint: 0,
+            fingerprint_len: 0,
+        };
+        let id = ledger.register(key, Path::new("/a"), 0);
+        let (a, mut rx_a) = output("a");
+        let (b, mut rx_b) = output("b");
+        let (dlq, mut rx_dlq) = output("dlq");
+        let router = Router::with_extras(vec![a, b, dlq], 2);
+        let mut batch = Batch::new(
+            Arc::new(Source {
+                stream: "s".into(),
+                path: "/a".into(),
+            }),
+            SystemTime::now(),
+        );
+        for (i, l) in ["both", "only-b", "dead", "a-and-dead"].iter().enumerate() {
+            batch.push_line(l.as_bytes(), (i + 1) as u64 * 10, 0);
+        }
+        batch.routes = vec![0, 0b010, 0b100, 0b101];
+        router.send(batch, ledger.issue(id, 40));
+        assert_eq!(lines(&mut rx_a), ["both", "a-and-dead"]);
+        assert_eq!(lines(&mut rx_b), ["both", "only-b"]);
+        assert_eq!(lines(&mut rx_dlq), ["dead", "a-and-dead"]);
+        assert_eq!(ledger.committed(id), Some(40));
+
+        // Without routes, the extra output gets nothing.
+        let mut plain = Batch::new(
+            Arc::new(Source {
+                stream: "s".into(),
+                path: "/a".into(),
+            }),
+            SystemTime::now(),
+        );
+        plain.push_line(b"x", 50, 0);
+        router.send(plain, ledger.issue(id, 50));
+        assert_eq!(lines(&mut rx_a), ["x"]);
+        assert_eq!(lines(&mut rx_b), ["x"]);
+        assert!(lines(&mut rx_dlq).is_empty());
+        assert_eq!(ledger.committed(id), Some(50));
+    }
+}

@@ -112,12 +112,11 @@ pub(crate) fn run<P: Plugin>(plugin: &mut P, batch: &wit::Batch) -> Result<wit::
         },
         len: batch.records.len(),
     });
-    let mut out = Builder {
-        records: Vec::with_capacity(batch.records.len()),
-        ..Builder::default()
-    };
+    let mut out = Builder::default();
     let all = &batch.fields[..];
     let mut f = 0;
+    // Records kept unchanged so far, not yet written out: while every record is, nothing is.
+    let mut unchanged = 0usize;
     for i in 0..batch.records.len() {
         // Fields come grouped by owner, in record order.
         while f < all.len() && (all[f].owner as usize) < i {
@@ -129,6 +128,24 @@ pub(crate) fn run<P: Plugin>(plugin: &mut P, batch: &wit::Batch) -> Result<wit::
         }
         let mut rec = Record::new(batch, i, &all[start..f]);
         let verdict = plugin.process(&mut rec);
+        if verdict == Verdict::Keep && rec.is_unchanged() && unchanged == i {
+            unchanged += 1;
+            continue;
+        }
+        if unchanged != usize::MAX {
+            // The first record not kept as it came: write out the ones before it.
+            out.records.reserve(batch.records.len());
+            for j in 0..unchanged {
+                out.records.push(wit::Emitted {
+                    source: j as u32,
+                    line: None,
+                    time: None,
+                    fields: wit::FieldsFrom::Input,
+                    route: None,
+                });
+            }
+            unchanged = usize::MAX;
+        }
         match verdict {
             Verdict::Keep => out.keep(i as u32, &rec),
             Verdict::Drop => {}
@@ -144,7 +161,17 @@ pub(crate) fn run<P: Plugin>(plugin: &mut P, batch: &wit::Batch) -> Result<wit::
         }
     }
     crate::flush_counts();
+    if unchanged == batch.records.len() {
+        return Ok(wit::Output {
+            keep_all: true,
+            records: Vec::new(),
+            data: Vec::new(),
+            fields: Vec::new(),
+            strings: Vec::new(),
+        });
+    }
     Ok(wit::Output {
+        keep_all: false,
         records: out.records,
         data: out.data,
         fields: out.fields,

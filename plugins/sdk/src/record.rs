@@ -251,6 +251,11 @@ impl<'a> Record<'a> {
         self.route = Some(sinks.iter().map(|s| s.to_string()).collect());
     }
 
+    /// True when nothing about the record was changed.
+    pub(crate) fn is_unchanged(&self) -> bool {
+        self.line.is_none() && self.time.is_none() && self.fields.is_none() && self.route.is_none()
+    }
+
     pub(crate) fn current_fields(&self) -> Vec<(String, Value<'static>)> {
         self.fields()
             .into_iter()

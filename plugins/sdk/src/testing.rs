@@ -162,6 +162,27 @@ fn fields_of(
 }
 
 fn unpack(batch: &wit::Batch, output: &wit::Output) -> Vec<Out> {
+    if output.keep_all {
+        let kept: Vec<wit::Emitted> = (0..batch.records.len())
+            .map(|i| wit::Emitted {
+                source: i as u32,
+                line: None,
+                time: None,
+                fields: wit::FieldsFrom::Input,
+                route: None,
+            })
+            .collect();
+        return unpack(
+            batch,
+            &wit::Output {
+                keep_all: false,
+                records: kept,
+                data: Vec::new(),
+                fields: Vec::new(),
+                strings: Vec::new(),
+            },
+        );
+    }
     output
         .records
         .iter()
@@ -275,6 +296,51 @@ mod tests {
             Some(&["errors".to_string(), "archive".to_string()][..])
         );
         assert_eq!(counts().get("changed"), Some(&1));
+    }
+
+    /// Drops only records saying `drop`, keeps the rest unchanged.
+    struct DropWord;
+
+    impl Plugin for DropWord {
+        fn init(_config: Config) -> Result<Self, String> {
+            Ok(DropWord)
+        }
+        fn process(&mut self, rec: &mut Record<'_>) -> Verdict {
+            if rec.line() == b"drop" {
+                Verdict::Drop
+            } else {
+                Verdict::Keep
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_kept_as_it_came_crosses_back_as_keep_all() {
+        let mut h = Harness::<DropWord>::new("").unwrap();
+        let input: Vec<(&[u8], serde_json::Value)> = vec![
+            (b"a", serde_json::Value::Null),
+            (b"b", serde_json::Value::Null),
+        ];
+        let batch = pack(&input);
+        let out = crate::output::run(&mut h.plugin, &batch).unwrap();
+        assert!(out.keep_all && out.records.is_empty());
+        // A change after unchanged records writes those out first, then goes on per record.
+        let input: Vec<(&[u8], serde_json::Value)> = ["a", "b", "drop", "c"]
+            .iter()
+            .map(|l| (l.as_bytes(), serde_json::Value::Null))
+            .collect();
+        let batch = pack(&input);
+        let out = crate::output::run(&mut h.plugin, &batch).unwrap();
+        assert!(!out.keep_all);
+        let sources: Vec<u32> = out.records.iter().map(|e| e.source).collect();
+        assert_eq!(sources, [0, 1, 3]);
+        assert_eq!(
+            h.run(&["x", "drop", "y"])
+                .iter()
+                .map(|o| o.line.as_str())
+                .collect::<Vec<_>>(),
+            ["x", "y"]
+        );
     }
 
     #[test]

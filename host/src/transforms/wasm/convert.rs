@@ -84,6 +84,9 @@ pub fn restore(batch: &mut Batch, input: wit::Batch) {
 
 /// The size of an output, as counted against `max_output`.
 pub fn output_size(out: &wit::Output) -> usize {
+    if out.keep_all {
+        return 0;
+    }
     out.data.len()
         + out.strings.len()
         + out.records.len() * std::mem::size_of::<wit::Emitted>()
@@ -160,6 +163,10 @@ pub fn apply(
     out: wit::Output,
     routes: &RouteTable,
 ) -> Result<Applied, String> {
+    if out.keep_all {
+        batch.data = input.data;
+        return Ok(Applied::default());
+    }
     let mut data = input.data;
     let base = data.len();
     if base + out.data.len() > u32::MAX as usize {
@@ -173,11 +180,7 @@ pub fn apply(
             data.extend_from_slice(&out.data);
             batch.data = data;
             batch.records = records;
-            batch.fields = if fields.iter().any(|f| !f.is_empty()) {
-                fields
-            } else {
-                Vec::new()
-            };
+            batch.fields = fields;
             batch.times = if times.iter().any(Option::is_some) {
                 times
             } else {
@@ -269,7 +272,15 @@ fn build(
     }
 
     let mut records = Vec::with_capacity(out.records.len());
-    let mut fields: Vec<Fields> = Vec::with_capacity(out.records.len());
+    // Fields only when some record has any: a filter over unparsed lines allocates none.
+    let any_fields = !parsed.is_empty()
+        || batch.fields.iter().any(|f| !f.is_empty())
+            && out
+                .records
+                .iter()
+                .any(|e| e.fields == wit::FieldsFrom::Input);
+    let mut fields: Vec<Fields> =
+        Vec::with_capacity(if any_fields { out.records.len() } else { 0 });
     let mut times = Vec::with_capacity(out.records.len());
     let mut masks = Vec::with_capacity(out.records.len());
     let mut taken: Option<usize> = None;
@@ -283,29 +294,33 @@ fn build(
             Some(s) => (base + s.start, s.len),
         };
         records.push(Record { start, len, ..r });
-        let map = match e.fields {
-            wit::FieldsFrom::Input => {
-                let map = if taken == Some(src) {
-                    fields.last().cloned().unwrap_or_default()
-                } else {
-                    batch
-                        .fields
-                        .get_mut(src)
-                        .map(std::mem::take)
-                        .unwrap_or_default()
-                };
-                taken = Some(src);
-                map
-            }
-            wit::FieldsFrom::Output => {
-                let mut map = Fields::new();
-                while let Some((_, k, v)) = parsed.next_if(|(owner, _, _)| *owner == j) {
-                    map.insert(k, v);
+        if !any_fields {
+            // No fields anywhere: nothing to carry.
+        } else {
+            let map = match e.fields {
+                wit::FieldsFrom::Input => {
+                    let map = if taken == Some(src) {
+                        fields.last().cloned().unwrap_or_default()
+                    } else {
+                        batch
+                            .fields
+                            .get_mut(src)
+                            .map(std::mem::take)
+                            .unwrap_or_default()
+                    };
+                    taken = Some(src);
+                    map
                 }
-                map
-            }
-        };
-        fields.push(map);
+                wit::FieldsFrom::Output => {
+                    let mut map = Fields::new();
+                    while let Some((_, k, v)) = parsed.next_if(|(owner, _, _)| *owner == j) {
+                        map.insert(k, v);
+                    }
+                    map
+                }
+            };
+            fields.push(map);
+        }
         times.push(match e.time {
             Some(t) => jiff::Timestamp::new(t.seconds, t.nanos.min(999_999_999) as i32).ok(),
             None => batch.times.get(src).copied().flatten(),
@@ -362,6 +377,7 @@ mod tests {
         assert!(b.data.is_empty(), "data moved, not copied");
         assert_eq!(input.fields.len(), 1);
         let out = wit::Output {
+            keep_all: false,
             records: vec![
                 emitted(0, None, wit::FieldsFrom::Input),
                 emitted(1, None, wit::FieldsFrom::Input),
@@ -390,10 +406,29 @@ mod tests {
     }
 
     #[test]
+    fn keep_all_gives_the_batch_back_untouched() {
+        let mut b = batch();
+        let input = pack(&mut b);
+        let out = wit::Output {
+            keep_all: true,
+            records: vec![],
+            data: vec![],
+            fields: vec![],
+            strings: vec![],
+        };
+        assert_eq!(output_size(&out), 0);
+        apply(&mut b, input, out, &routes()).unwrap();
+        let lines: Vec<&[u8]> = b.records.iter().map(|r| b.line(r)).collect();
+        assert_eq!(lines, [&b"one"[..], b"two", b"three"]);
+        assert_eq!(b.fields(1).unwrap()["k"], "v");
+    }
+
+    #[test]
     fn bad_outputs_are_refused_and_leave_the_batch_intact() {
         for (out, expected) in [
             (
                 wit::Output {
+                    keep_all: false,
                     records: vec![emitted(5, None, wit::FieldsFrom::Input)],
                     data: vec![],
                     fields: vec![],
@@ -403,6 +438,7 @@ mod tests {
             ),
             (
                 wit::Output {
+                    keep_all: false,
                     records: vec![
                         emitted(1, None, wit::FieldsFrom::Input),
                         emitted(0, None, wit::FieldsFrom::Input),
@@ -415,6 +451,7 @@ mod tests {
             ),
             (
                 wit::Output {
+                    keep_all: false,
                     records: vec![emitted(0, Some(span(2, 9)), wit::FieldsFrom::Input)],
                     data: vec![1, 2, 3],
                     fields: vec![],
@@ -424,6 +461,7 @@ mod tests {
             ),
             (
                 wit::Output {
+                    keep_all: false,
                     records: vec![emitted(0, None, wit::FieldsFrom::Output)],
                     data: vec![],
                     fields: vec![wit::Field {
