@@ -1,29 +1,40 @@
-//! The application: builds the topology from a validated configuration, runs it, and owns
-//! shutdown.
+//! The application: builds the topology from a validated configuration, runs it, reloads it,
+//! and owns shutdown.
 //!
 //! Threads: one per stream (the tailer, see [`crate::sources::file`]), one per writer sink, one
-//! checkpoint writer, and a one-worker tokio runtime for signals (and the remote sinks to come).
+//! checkpoint writer, and a one-worker tokio runtime for signals, the remote sinks and the admin
+//! endpoint.
+//!
+//! Reload (SIGHUP, or `POST /reload` on the admin endpoint): the configuration file is read and
+//! validated again (plugins included); a bad one is refused with its error and the running
+//! topology goes on untouched. A good one replaces the running topology the way a restart
+//! would, without the process exiting: everything in flight is drained and checkpointed, then
+//! the new topology starts from the checkpoints, so every stream (changed or not) resumes at
+//! its position. The admin endpoint and the counters live on across reloads.
 //! Shutdown (SIGTERM/SIGINT, the end of `--once`, or a sink failing): the tailers stop reading
 //! and emit their pending partial and multiline records; dropping their routers closes the sink
 //! queues; the sinks drain, deliver and resolve their acks; the checkpoints are written one last
 //! time. All within the grace period: what is left after it is logged, and the checkpoints
 //! still hold only acknowledged offsets.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::admin::telemetry::{ReportSettings, Running, SinkView, Telemetry};
+use crate::admin::{self, ReloadRequest};
 use crate::checkpoint::{CheckpointStore, Ledger};
-use crate::config::Topology;
+use crate::config::{Config, Topology};
 use crate::route::{Output, Router};
 use crate::shutdown::Shutdown;
 use crate::sinks::{QUEUE_BATCHES, SinkContext, SinkExit};
 use crate::sources::file::FileSource;
 use crate::sources::file::watcher::Watcher;
-use crate::stats::StreamStats;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -38,14 +49,15 @@ pub enum Outcome {
 }
 
 /// Runs `topology` until a signal, or with `once` until every file has been read to its end.
-pub fn run(topology: Topology, once: bool) -> Result<Outcome> {
+/// With `config_path`, SIGHUP and `POST /reload` reload the configuration from it.
+pub fn run(topology: Topology, once: bool, config_path: Option<PathBuf>) -> Result<Outcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("tailcar-rt")
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = rt.block_on(run_async(topology, once));
+    let outcome = rt.block_on(run_async(topology, once, config_path));
     // Threads stuck on a dead sink must not hold the process: do not wait for them.
     rt.shutdown_background();
     outcome
@@ -60,7 +72,92 @@ impl Drop for DoneGuard {
     }
 }
 
-async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
+/// The signals tailcar acts on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// What ended one run of a topology.
+enum Step {
+    Exit(Outcome),
+    Reload(Box<Topology>),
+}
+
+async fn run_async(top: Topology, once: bool, config_path: Option<PathBuf>) -> Result<Outcome> {
+    // Signals first, so a SIGTERM during start-up is not lost.
+    let mut signals = Signals {
+        term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+    };
+    let telemetry = Arc::new(Telemetry::default());
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let admin_config = top.admin.clone();
+    if admin_config.enabled {
+        telemetry.set_settings(ReportSettings {
+            file_labels: admin_config.file_labels,
+            sink_failing_for: admin_config.sink_failing_for,
+        });
+        // The endpoint is an aid, not the job: if its port is taken, say so and ship anyway.
+        if let Err(e) = admin::serve(
+            admin_config.address,
+            Arc::clone(&telemetry),
+            reload_tx.clone(),
+        )
+        .await
+        {
+            tracing::error!("{e:#}; running without the admin endpoint");
+        }
+    }
+    drop(reload_tx);
+    let mut top = top;
+    loop {
+        let step = run_topology(
+            top,
+            once,
+            &mut signals,
+            &telemetry,
+            &mut reload_rx,
+            config_path.as_deref(),
+        )
+        .await?;
+        match step {
+            Step::Exit(outcome) => return Ok(outcome),
+            Step::Reload(next) => {
+                if next.admin != admin_config {
+                    tracing::warn!("admin endpoint settings changed: they take effect at the next restart");
+                }
+                telemetry.reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("configuration reloaded; starting the new topology from the checkpoints");
+                top = *next;
+            }
+        }
+    }
+}
+
+/// Reads and validates the configuration again; `Err` is why it was refused.
+fn load_again(config_path: Option<&Path>, telemetry: &Telemetry) -> Result<Topology, String> {
+    let result = match config_path {
+        None => Err("reloading needs `tailcar run --config FILE`".to_string()),
+        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+    };
+    if let Err(reason) = &result {
+        telemetry.reloads_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("configuration reload refused, the running configuration continues: {reason}");
+    }
+    result
+}
+
+async fn run_topology(
+    top: Topology,
+    once: bool,
+    signals: &mut Signals,
+    telemetry: &Arc<Telemetry>,
+    reload_rx: &mut mpsc::Receiver<ReloadRequest>,
+    config_path: Option<&Path>,
+) -> Result<Step> {
     let store = match &top.checkpoint_dir {
         Some(dir) => Some(CheckpointStore::open(dir)?),
         None => None,
@@ -68,17 +165,13 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
     let loaded = store.as_ref().map(|s| s.load()).unwrap_or_default();
     let ledger = Ledger::new(loaded);
 
-    // Signals first, so a SIGTERM during start-up is not lost.
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<SinkExit>();
     // Every queue first, so a sink can hold another's (a dead-letter sink) when it starts.
     let mut outputs = Vec::new();
     let mut inputs = Vec::new();
     for (name, cfg) in &top.sinks {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
-        let stats = Arc::new(crate::stats::SinkStats::default());
+        let stats = telemetry.sink(name);
         outputs.push(Output {
             sink: Arc::clone(name),
             tx,
@@ -101,6 +194,21 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
         cfg.spawn(Arc::clone(name), rx, exit_tx.clone(), &ctx)
             .with_context(|| format!("starting sink `{name}`"))?;
     }
+    telemetry.set_running(Running {
+        streams: top.streams.iter().map(|p| Arc::clone(&p.tailer.stream)).collect(),
+        sinks: top
+            .sinks
+            .iter()
+            .zip(&outputs)
+            .map(|((name, cfg), out)| SinkView {
+                name: Arc::clone(name),
+                kind: cfg.kind(),
+                queue: out.tx.downgrade(),
+                remote: cfg.is_remote(),
+            })
+            .collect(),
+        ledger: Some(Arc::clone(&ledger)),
+    });
     drop(ctx);
     drop(exit_tx);
     let mut sinks_left = outputs.len();
@@ -124,8 +232,11 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
                 .collect(),
             plan.sinks.len(),
         );
-        let stats = Arc::new(StreamStats::default());
+        let stats = telemetry.stream(&plan.tailer.stream);
+        stats.started.store(false, Ordering::Relaxed);
+        stats.beat();
         let chain_ctx = crate::transforms::ChainContext {
+            telemetry: Arc::clone(telemetry),
             stream: Arc::clone(&plan.tailer.stream),
             routes: crate::transforms::wasm::convert::RouteTable {
                 names: plan
@@ -167,10 +278,29 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
         .map(|s| spawn_checkpointer(s, Arc::clone(&ledger), top.checkpoint_interval));
 
     let mut failure: Option<anyhow::Error> = None;
+    let mut reload: Option<Box<Topology>> = None;
     loop {
         tokio::select! {
-            _ = sigterm.recv() => { tracing::info!("SIGTERM received; draining"); break; }
-            _ = sigint.recv() => { tracing::info!("SIGINT received; draining"); break; }
+            _ = signals.term.recv() => { tracing::info!("SIGTERM received; draining"); break; }
+            _ = signals.int.recv() => { tracing::info!("SIGINT received; draining"); break; }
+            _ = signals.hup.recv() => {
+                tracing::info!("SIGHUP received; reloading the configuration");
+                if let Ok(next) = load_again(config_path, telemetry) {
+                    reload = Some(Box::new(next));
+                    break;
+                }
+            }
+            Some(reply) = reload_rx.recv() => {
+                tracing::info!("reload requested on the admin endpoint");
+                match load_again(config_path, telemetry) {
+                    Ok(next) => {
+                        let _ = reply.send(Ok(()));
+                        reload = Some(Box::new(next));
+                        break;
+                    }
+                    Err(reason) => { let _ = reply.send(Err(reason)); }
+                }
+            }
             Some(_) = done_rx.recv() => {
                 streams_left -= 1;
                 if streams_left == 0 { break; }
@@ -197,8 +327,16 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
         }
         tokio::select! {
             _ = &mut grace => break false,
-            _ = sigterm.recv() => { tracing::warn!("second signal; stopping without finishing the drain"); break false; }
-            _ = sigint.recv() => { tracing::warn!("second signal; stopping without finishing the drain"); break false; }
+            _ = signals.term.recv() => {
+                tracing::warn!("SIGTERM during the drain; stopping without finishing it");
+                reload = None;
+                break false;
+            }
+            _ = signals.int.recv() => {
+                tracing::warn!("SIGINT during the drain; stopping without finishing it");
+                reload = None;
+                break false;
+            }
             d = done_rx.recv(), if streams_left > 0 => {
                 if d.is_none() { streams_left = 0 } else { streams_left -= 1 }
             }
@@ -225,12 +363,22 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
         }
     }
 
+    telemetry.set_running(Running::default());
     if let Some(e) = failure {
-        return Ok(Outcome::Failed(e));
+        return Ok(Step::Exit(Outcome::Failed(e)));
+    }
+    if let Some(next) = reload {
+        if !drained {
+            tracing::warn!(
+                "the old configuration did not finish draining within the grace period; lines \
+                 not yet acknowledged are read again by the new one (duplicates, no loss)"
+            );
+        }
+        return Ok(Step::Reload(next));
     }
     if drained {
         tracing::info!("shutdown complete; everything read was delivered");
-        return Ok(Outcome::Drained);
+        return Ok(Step::Exit(Outcome::Drained));
     }
     let left: Vec<String> = ledger
         .in_flight()
@@ -251,7 +399,7 @@ async fn run_async(top: Topology, once: bool) -> Result<Outcome> {
         "grace period over before everything was delivered; checkpoints hold only acknowledged \
          lines, so the rest is read again on the next start"
     );
-    Ok(Outcome::Incomplete)
+    Ok(Step::Exit(Outcome::Incomplete))
 }
 
 /// Writes the ledger to the store every `interval` when it changed, until `stop` is dropped.

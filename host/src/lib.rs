@@ -4,16 +4,19 @@
 //! The data flows one way, and the modules follow it:
 //!
 //! - [`sources::file`]: discover, watch, read, frame (and join multiline) files → [`event::Batch`]
-//! - [`transforms`]: parsers fill typed fields, enrichment adds fields (filters and WASM plugins
-//!   plug in here too: later work)
+//! - [`transforms`]: parsers fill typed fields, filters drop, enrichment adds fields, WASM
+//!   plugins do any of it sandboxed
 //! - [`route`]: hand each batch to the stream's sinks, blocking when one is full (backpressure)
-//! - [`sinks`]: deliver (`stdout`, `file`), then resolve the batch's ack
+//! - [`sinks`]: deliver (`stdout`, `file`, `http`, `elasticsearch`, `loki`), then resolve the
+//!   batch's ack
 //! - [`checkpoint`]: acks flow back to the ledger, which commits offsets in read order; the store
 //!   persists them atomically
 //!
 //! [`config`] loads and validates the YAML (or the `tail` flags); [`app`] builds the topology,
-//! runs it, and owns shutdown. The binary (`main.rs`) only parses the command line.
+//! runs it, reloads it, and owns shutdown; [`admin`] serves metrics, health and reload over
+//! HTTP. The binary (`main.rs`) only parses the command line.
 
+pub mod admin;
 pub mod app;
 pub mod checkpoint;
 pub mod config;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indexmap::IndexMap;
+use tailcar::admin::AdminConfig;
 use tailcar::app::{self, Outcome};
 use tailcar::config::{self, Config, ConfigError, MultilineConfig, StreamConfig, Topology};
 use tailcar::sinks::SinkConfig;
@@ -190,6 +191,10 @@ struct TailArgs {
     /// Stream name in JSON output (default: the first file's name without extension).
     #[arg(long)]
     stream: Option<String>,
+    /// Serve the admin endpoint (/metrics, /healthz, /readyz) here, e.g. `0.0.0.0:9095`
+    /// (default: none).
+    #[arg(long, value_name = "ADDRESS")]
+    admin: Option<std::net::SocketAddr>,
 }
 
 fn parse_regex(s: &str) -> Result<String, String> {
@@ -236,6 +241,11 @@ impl TailArgs {
             grace_period: self.grace_period,
             watch: self.watch,
             plugin_cache_dir: None,
+            admin: AdminConfig {
+                enabled: self.admin.is_some(),
+                address: self.admin.unwrap_or_else(tailcar::admin::defaults::address),
+                ..AdminConfig::default()
+            },
             streams: IndexMap::from([(stream, stream_config)]),
             sinks: IndexMap::from([(
                 "stdout".to_string(),
@@ -278,12 +288,12 @@ fn main() -> ExitCode {
         }
     };
     init_logs(cli.log_level.as_deref());
-    let (topology, once) = match cli.command {
+    let (topology, once, config_path) = match cli.command {
         Command::Tail(args) => {
             let once = args.once;
-            (args.topology(), once)
+            (args.topology(), once, None)
         }
-        Command::Run { config, once } => (Config::load(&config), once),
+        Command::Run { config, once } => (Config::load(&config), once, Some(config)),
         Command::Plugin {
             command: PluginCommand::Test(args),
         } => return plugin_test(args),
@@ -302,7 +312,7 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return config_error(&e),
     };
-    match app::run(topology, once) {
+    match app::run(topology, once, config_path) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
         Ok(Outcome::Incomplete) => ExitCode::from(EXIT_INCOMPLETE),
         Ok(Outcome::Failed(e)) | Err(e) => {

@@ -1,7 +1,19 @@
-//! Counters of what each stream did, reported in tailcar's log at shutdown (and the source of
-//! the metrics endpoint to come). Relaxed atomics: they are statistics, not synchronisation.
+//! Counters of what each stream and sink did: reported in tailcar's log at shutdown and read by
+//! the admin endpoint's `/metrics` (see [`crate::admin`]), with the liveness marks `/healthz`
+//! and `/readyz` use. Relaxed atomics: they are statistics, not synchronisation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::histogram::Histogram;
+
+/// Milliseconds since the Unix epoch, for liveness marks.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// Counters of one stream.
 #[derive(Debug, Default)]
@@ -25,9 +37,20 @@ pub struct StreamStats {
     pub filtered: AtomicU64,
     /// Records dropped by `throttle` filters.
     pub throttled: AtomicU64,
+    /// Set once the stream has looked at its paths and opened what it found.
+    pub started: AtomicBool,
+    /// When the stream's loop last went round (ms since the epoch).
+    pub heartbeat_ms: AtomicU64,
+    /// True while the stream waits for a full sink queue (backpressure, not a wedge).
+    pub waiting_on_sinks: AtomicBool,
 }
 
 impl StreamStats {
+    /// Marks the stream's loop as alive.
+    pub fn beat(&self) {
+        self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         if n > 0 {
             counter.fetch_add(n, Ordering::Relaxed);
@@ -54,10 +77,10 @@ impl StreamStats {
     }
 }
 
-/// Counters of one remote sink, logged when it stops.
-#[derive(Debug, Default)]
+/// Counters of one sink (the request ones for remote sinks only), logged when it stops.
+#[derive(Debug)]
 pub struct SinkStats {
-    /// Records the server acknowledged.
+    /// Records delivered: acknowledged by the server, or written and flushed.
     pub delivered: AtomicU64,
     /// Failed attempts that were retried.
     pub retries: AtomicU64,
@@ -72,6 +95,29 @@ pub struct SinkStats {
     /// Requests sent, and their total time in microseconds.
     pub requests: AtomicU64,
     pub request_micros: AtomicU64,
+    /// Request latency, in seconds.
+    pub latency: Histogram,
+    /// Since when (ms since the epoch) every attempt has failed; 0 while deliveries succeed.
+    pub failing_since_ms: AtomicU64,
+}
+
+impl Default for SinkStats {
+    fn default() -> Self {
+        SinkStats {
+            delivered: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            label_overflow: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            request_micros: AtomicU64::new(0),
+            latency: Histogram::new(
+                [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ),
+            failing_since_ms: AtomicU64::new(0),
+        }
+    }
 }
 
 impl SinkStats {
@@ -83,6 +129,21 @@ impl SinkStats {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.request_micros
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.latency.observe(took.as_secs_f64());
+    }
+
+    /// Records whether the last attempt succeeded (for `/readyz`).
+    pub fn attempt(&self, ok: bool) {
+        if ok {
+            self.failing_since_ms.store(0, Ordering::Relaxed);
+        } else {
+            let _ = self.failing_since_ms.compare_exchange(
+                0,
+                now_ms(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     pub fn log(&self, sink: &str) {

@@ -21,6 +21,7 @@ use crate::sources::file::discover::PathSet;
 use crate::sources::file::multiline::{JoinMode, MultilineRule};
 use crate::sources::file::watcher::WatchMode;
 use crate::sources::file::{StartAt, TailerSettings};
+use crate::admin::AdminConfig;
 use crate::transforms::TransformSpec;
 use crate::transforms::enrich::EnrichConfig;
 use crate::transforms::fields::AddFields;
@@ -51,6 +52,9 @@ pub struct Config {
     /// checkpoint directory.
     #[serde(default)]
     pub plugin_cache_dir: Option<PathBuf>,
+    /// The admin endpoint: `/metrics`, `/healthz`, `/readyz`, `POST /reload`.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// The named streams: which files, how to frame them, where they go.
     pub streams: IndexMap<String, StreamConfig>,
     /// The named sinks streams send to.
@@ -205,6 +209,7 @@ pub struct Topology {
     pub watch: WatchMode,
     pub streams: Vec<StreamPlan>,
     pub sinks: Vec<(Arc<str>, SinkConfig)>,
+    pub admin: AdminConfig,
 }
 
 impl Config {
@@ -473,6 +478,7 @@ impl Config {
             checkpoint_interval: self.checkpoint_interval,
             grace_period: self.grace_period,
             watch: self.watch,
+            admin: self.admin,
             streams,
             sinks: self
                 .sinks

@@ -93,12 +93,28 @@ impl SinkConfig {
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
         match self {
-            SinkConfig::Stdout(c) => c.spawn(name, input, exit),
-            SinkConfig::File(c) => c.spawn(name, input, exit),
+            SinkConfig::Stdout(c) => c.spawn(name, input, exit, ctx),
+            SinkConfig::File(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Http(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Elasticsearch(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Loki(c) => c.spawn(name, input, exit, ctx),
         }
+    }
+
+    /// The sink's type, as written in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Stdout(_) => "stdout",
+            SinkConfig::File(_) => "file",
+            SinkConfig::Http(_) => "http",
+            SinkConfig::Elasticsearch(_) => "elasticsearch",
+            SinkConfig::Loki(_) => "loki",
+        }
+    }
+
+    /// Whether the sink talks to a server.
+    pub fn is_remote(&self) -> bool {
+        self.remote().is_some()
     }
 
     /// A remote sink's request settings and shared options (`None` for stdout and file).

@@ -39,6 +39,8 @@ pub enum TransformSpec {
 #[derive(Debug, Clone)]
 pub struct ChainContext {
     pub stream: Arc<str>,
+    /// Where plugins find their counters.
+    pub telemetry: Arc<crate::admin::telemetry::Telemetry>,
     /// The router's outputs, for plugins that route records.
     pub routes: wasm::convert::RouteTable,
 }
@@ -77,6 +79,7 @@ impl TransformSpec {
                 Arc::clone(p),
                 Arc::clone(&ctx.stream),
                 ctx.routes.clone(),
+                ctx.telemetry.plugin(&ctx.stream, &p.name),
             )),
             TransformSpec::Parser(p) => Box::new(p.clone()),
             TransformSpec::AddFields(f) => Box::new(f.clone()),

@@ -31,7 +31,9 @@ impl FileConfig {
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
         exit: mpsc::UnboundedSender<SinkExit>,
+        ctx: &crate::sinks::SinkContext,
     ) -> anyhow::Result<()> {
+        let stats = ctx.stats(&name);
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating directory {}", dir.display()))?;
@@ -48,6 +50,6 @@ impl FileConfig {
             None
         };
         let what = format!("file {}", self.path.display());
-        writer::spawn(name, what, file, self.format, sync, input, exit)
+        writer::spawn(name, what, file, self.format, sync, input, exit, stats)
     }
 }

@@ -33,7 +33,9 @@ impl StdoutConfig {
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
         exit: mpsc::UnboundedSender<SinkExit>,
+        ctx: &crate::sinks::SinkContext,
     ) -> anyhow::Result<()> {
+        let stats = ctx.stats(&name);
         let fd = std::io::stdout()
             .as_fd()
             .try_clone_to_owned()
@@ -48,6 +50,7 @@ impl StdoutConfig {
             None,
             input,
             exit,
+            stats,
         )
     }
 }

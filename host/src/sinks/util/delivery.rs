@@ -244,6 +244,7 @@ async fn deliver(ctx: &Context, mut request: Request) {
         ctx.stats.observe_request(started.elapsed());
         match outcome {
             Outcome::Delivered => {
+                ctx.stats.attempt(true);
                 SinkStats::add(&ctx.stats.delivered, request.records as u64);
                 for part in request.parts {
                     part.ack.delivered();
@@ -252,11 +253,13 @@ async fn deliver(ctx: &Context, mut request: Request) {
             }
             Outcome::Retry { reason, after } => {
                 let wait = backoff.next(after);
+                ctx.stats.attempt(false);
                 SinkStats::add(&ctx.stats.retries, 1);
                 tracing::warn!(sink = %ctx.name, %reason, records = request.records, retry_in = ?wait, "delivery failed; retrying");
                 tokio::time::sleep(wait).await;
             }
             Outcome::Permanent(reason) => {
+                ctx.stats.attempt(true); // The server answered: reachable.
                 dead_letter(ctx, request, &reason).await;
                 return;
             }
@@ -265,6 +268,7 @@ async fn deliver(ctx: &Context, mut request: Request) {
                 permanent,
                 reason,
             } => {
+                ctx.stats.attempt(true);
                 let delivered = request.records - retry.len() - permanent.len();
                 SinkStats::add(&ctx.stats.delivered, delivered as u64);
                 let (retry_req, failed) = split_request(request, &retry, &permanent);

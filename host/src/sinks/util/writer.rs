@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::encode::{Format, encode_batch};
 use crate::sinks::{SinkBatch, SinkExit};
+use crate::stats::SinkStats;
 
 /// Buffer size: large writes keep syscalls (and pipe wake-ups) few.
 const BUFFER: usize = 256 * 1024;
@@ -26,12 +27,13 @@ pub fn spawn<W: Write + Send + 'static>(
     sync: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
     mut input: mpsc::Receiver<SinkBatch>,
     exit: mpsc::UnboundedSender<SinkExit>,
+    stats: Arc<SinkStats>,
 ) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
         .spawn(move || {
-            let result =
-                run(&mut input, writer, format, sync).with_context(|| format!("writing to {what}"));
+            let result = run(&mut input, writer, format, sync, &stats)
+                .with_context(|| format!("writing to {what}"));
             // Close the queue so senders see the sink has stopped instead of blocking on it.
             input.close();
             let _ = exit.send(SinkExit { sink: name, result });
@@ -45,24 +47,28 @@ fn run<W: Write>(
     writer: W,
     format: Format,
     mut sync: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
+    stats: &SinkStats,
 ) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(BUFFER, writer);
     let mut acks = Vec::with_capacity(MAX_BATCHES_PER_FLUSH);
     while let Some(first) = input.blocking_recv() {
         encode_batch(&first.batch, format, &mut out)?;
-        acks.push(first.ack);
+        acks.push((first.ack, first.batch.len() as u64));
         while acks.len() < MAX_BATCHES_PER_FLUSH {
             let Ok(next) = input.try_recv() else { break };
             encode_batch(&next.batch, format, &mut out)?;
-            acks.push(next.ack);
+            acks.push((next.ack, next.batch.len() as u64));
         }
         out.flush()?;
         if let Some(sync) = sync.as_mut() {
             sync()?;
         }
-        for ack in acks.drain(..) {
+        let mut records = 0u64;
+        for (ack, n) in acks.drain(..) {
             ack.delivered();
+            records += n;
         }
+        SinkStats::add(&stats.delivered, records);
     }
     Ok(())
 }

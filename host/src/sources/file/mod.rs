@@ -134,9 +134,11 @@ impl FileSource {
         self.subscribe();
         self.scan(true);
         self.recover();
+        self.stats.started.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut next_scan = Instant::now() + SCAN_INTERVAL;
         let mut next_prune = Instant::now() + PRUNE_INTERVAL;
         loop {
+            self.stats.beat();
             if self.shutdown.is_set() {
                 break;
             }
@@ -574,7 +576,14 @@ impl FileSource {
         StreamStats::add(&self.stats.lines, batch.len() as u64);
         let ack = self.ledger.issue(id, end);
         self.transforms.process(&mut batch, &self.stats);
+        self.stats.beat();
+        self.stats
+            .waiting_on_sinks
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.router.send(batch, ack);
+        self.stats
+            .waiting_on_sinks
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Emits every file's pending partial line and multiline record.

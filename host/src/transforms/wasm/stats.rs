@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-#[derive(Debug, Default)]
+use prometheus_client::metrics::histogram::Histogram;
+
+#[derive(Debug)]
 pub struct PluginStats {
     pub batches: AtomicU64,
     pub records_in: AtomicU64,
@@ -31,6 +33,39 @@ pub struct PluginStats {
     pub reloads_refused: AtomicU64,
     /// The plugin's own counters (`count` in the WIT host interface).
     pub custom: Mutex<BTreeMap<String, u64>>,
+    /// Time of each call, in seconds.
+    pub call_seconds: Histogram,
+    /// True while the plugin keeps failing (three failures in a row or more): `/readyz` fails.
+    pub failing: AtomicBool,
+}
+
+impl Default for PluginStats {
+    fn default() -> Self {
+        PluginStats {
+            batches: AtomicU64::new(0),
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            fuel_exhausted: AtomicU64::new(0),
+            memory_exceeded: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            bad_outputs: AtomicU64::new(0),
+            failed_passed: AtomicU64::new(0),
+            failed_dropped: AtomicU64::new(0),
+            failed_dead_lettered: AtomicU64::new(0),
+            instances: AtomicU64::new(0),
+            recycled: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
+            reloads_refused: AtomicU64::new(0),
+            custom: Mutex::default(),
+            call_seconds: Histogram::new(
+                [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+            ),
+            failing: AtomicBool::new(false),
+        }
+    }
 }
 
 pub fn add(counter: &AtomicU64, n: u64) {

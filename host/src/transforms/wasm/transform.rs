@@ -17,6 +17,8 @@ const RELOAD_CHECK: Duration = Duration::from_secs(1);
 /// Back-off after consecutive failures: 0 (retry at once), then 100 ms doubling up to 30 s.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Consecutive failed batches after which the plugin counts as failing (for `/readyz`).
+const FAILING_AFTER: u32 = 3;
 /// Failure messages are logged at most this often per plugin (the rest are counted).
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -27,6 +29,8 @@ pub struct WasmPlugin {
     instance: Option<Instance>,
     /// Consecutive failures that poisoned the instance.
     failures: u32,
+    /// Consecutive batches that failed, for any reason.
+    failed_batches: u32,
     retry_at: Option<Instant>,
     next_reload_check: Instant,
     refused: Option<FileSig>,
@@ -39,7 +43,12 @@ pub struct WasmPlugin {
 }
 
 impl WasmPlugin {
-    pub fn new(spec: Arc<PluginSpec>, stream: Arc<str>, routes: RouteTable) -> Self {
+    pub fn new(
+        spec: Arc<PluginSpec>,
+        stream: Arc<str>,
+        routes: RouteTable,
+        stats: Arc<PluginStats>,
+    ) -> Self {
         let dead_letter_bit = spec
             .dead_letter
             .as_deref()
@@ -51,6 +60,7 @@ impl WasmPlugin {
             stream,
             instance: None,
             failures: 0,
+            failed_batches: 0,
             retry_at: None,
             next_reload_check: Instant::now() + RELOAD_CHECK,
             refused: None,
@@ -59,7 +69,7 @@ impl WasmPlugin {
             last_failure_log: None,
             failures_not_logged: 0,
             warned_routes: false,
-            stats: Arc::default(),
+            stats,
         }
     }
 
@@ -151,6 +161,7 @@ impl WasmPlugin {
     fn poisoned(&mut self) {
         self.instance = None;
         self.failures += 1;
+
         let backoff = if self.failures <= 1 {
             Duration::ZERO
         } else {
@@ -197,6 +208,12 @@ impl WasmPlugin {
 
     /// Counts and logs a failed batch, then applies `on_error` to its records.
     fn fail(&mut self, batch: &mut Batch, kind: &str, reason: &str) {
+        self.failed_batches += 1;
+        if self.failed_batches >= FAILING_AFTER {
+            self.stats
+                .failing
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let s = &self.stats;
         add(
             match kind {
@@ -269,7 +286,9 @@ impl Transform for WasmPlugin {
         let result = instance.process(&input);
         let (calls, stdout, stderr) = instance.take_output();
         let memory = instance.memory();
-        add(&self.stats.busy_ns, started.elapsed().as_nanos() as u64);
+        let took = started.elapsed();
+        add(&self.stats.busy_ns, took.as_nanos() as u64);
+        self.stats.call_seconds.observe(took.as_secs_f64());
         self.forward_output(calls, stdout, stderr);
         match result {
             Ok(out) => {
@@ -287,7 +306,11 @@ impl Transform for WasmPlugin {
                     match convert::apply(batch, input, out, &self.routes) {
                         Ok(applied) => {
                             self.failures = 0;
+                            self.failed_batches = 0;
                             self.retry_at = None;
+                            self.stats
+                                .failing
+                                .store(false, std::sync::atomic::Ordering::Relaxed);
                             if !applied.unknown_routes.is_empty() && !self.warned_routes {
                                 self.warned_routes = true;
                                 tracing::warn!(

@@ -1,0 +1,249 @@
+//! The admin endpoint (HTTP, default `0.0.0.0:9095`): `GET /metrics` (Prometheus/OpenMetrics
+//! text), `GET /healthz` (liveness), `GET /readyz` (readiness) and `POST /reload` (re-read the
+//! configuration, as SIGHUP does).
+//!
+//! It runs on tailcar's tokio runtime for the life of the process, across configuration reloads:
+//! it reads [`telemetry::Telemetry`], which the application fills at each (re)start, and asks
+//! the application to reload through a channel, answering with the outcome.
+
+pub mod metrics;
+pub mod telemetry;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::stats::now_ms;
+use telemetry::Telemetry;
+
+/// The `admin:` section of the configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the endpoint at all.
+    #[serde(default = "defaults::enabled")]
+    pub enabled: bool,
+    /// Where to listen.
+    #[serde(default = "defaults::address")]
+    pub address: SocketAddr,
+    /// Label file lag with the file's path (one series per file: mind the cardinality).
+    #[serde(default)]
+    pub file_labels: bool,
+    /// `/readyz` fails once a remote sink has failed every attempt for this long.
+    #[serde(default = "defaults::sink_failing_for", with = "humantime_serde")]
+    pub sink_failing_for: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: defaults::enabled(),
+            address: defaults::address(),
+            file_labels: false,
+            sink_failing_for: defaults::sink_failing_for(),
+        }
+    }
+}
+
+pub mod defaults {
+    use std::time::Duration;
+    pub fn enabled() -> bool {
+        true
+    }
+    pub fn address() -> std::net::SocketAddr {
+        ([0, 0, 0, 0], 9095).into()
+    }
+    pub fn sink_failing_for() -> Duration {
+        Duration::from_secs(300)
+    }
+}
+
+/// A request to reload the configuration; the answer is `Err(reason)` when the new
+/// configuration is refused (the running one continues).
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+/// A stream's loop is wedged when it has not gone round for this long while not waiting on its
+/// sinks (a plugin's deadline is at most 60 s; a loop goes round at least every second).
+const WEDGED_AFTER: Duration = Duration::from_secs(120);
+
+/// Starts the endpoint on the current tokio runtime. Fails if the address cannot be bound.
+pub async fn serve(
+    address: SocketAddr,
+    telemetry: Arc<Telemetry>,
+    reload: mpsc::Sender<ReloadRequest>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("admin endpoint: cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(address = %bound, "admin endpoint listening (/metrics, /healthz, /readyz, POST /reload)");
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("admin endpoint: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let telemetry = Arc::clone(&telemetry);
+            let reload = reload.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let telemetry = Arc::clone(&telemetry);
+                    let reload = reload.clone();
+                    async move { Ok::<_, Infallible>(handle(req, &telemetry, &reload).await) }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    telemetry: &Arc<Telemetry>,
+    reload: &mpsc::Sender<ReloadRequest>,
+) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics::render(telemetry),
+        ),
+        (&Method::GET, "/healthz") => {
+            let problems = liveness(telemetry);
+            if problems.is_empty() {
+                reply(StatusCode::OK, TEXT, "ok\n".into())
+            } else {
+                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, problems.join("\n") + "\n")
+            }
+        }
+        (&Method::GET, "/readyz") => {
+            let problems = readiness(telemetry);
+            if problems.is_empty() {
+                reply(StatusCode::OK, TEXT, "ready\n".into())
+            } else {
+                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, problems.join("\n") + "\n")
+            }
+        }
+        (&Method::POST, "/reload") => {
+            let (tx, rx) = oneshot::channel();
+            if reload.send(tx).await.is_err() {
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TEXT,
+                    "shutting down\n".into(),
+                );
+            }
+            match rx.await {
+                Ok(Ok(())) => reply(StatusCode::OK, TEXT, "reloading\n".into()),
+                Ok(Err(reason)) => reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    TEXT,
+                    format!("configuration refused, the running one continues: {reason}\n"),
+                ),
+                Err(_) => reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TEXT,
+                    "shutting down\n".into(),
+                ),
+            }
+        }
+        (_, "/metrics" | "/healthz" | "/readyz" | "/reload") => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "method not allowed\n".into(),
+        ),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found: try /metrics, /healthz, /readyz, POST /reload\n".into(),
+        ),
+    }
+}
+
+/// Why the process is not alive and well: a stream loop wedged.
+pub fn liveness(t: &Telemetry) -> Vec<String> {
+    let now = now_ms();
+    let running: Vec<Arc<str>> = t.running().streams.clone();
+    let mut problems = Vec::new();
+    for (name, s) in t.streams() {
+        if !running.contains(&name) || !s.started.load(Ordering::Relaxed) {
+            continue;
+        }
+        let age = now.saturating_sub(s.heartbeat_ms.load(Ordering::Relaxed));
+        if age > WEDGED_AFTER.as_millis() as u64 && !s.waiting_on_sinks.load(Ordering::Relaxed) {
+            problems.push(format!(
+                "stream {name}: its loop has not gone round for {} s",
+                age / 1000
+            ));
+        }
+    }
+    problems
+}
+
+/// Why tailcar is not ready: streams not started yet, plugins that cannot run, remote sinks
+/// failing for longer than `sink_failing_for`.
+pub fn readiness(t: &Telemetry) -> Vec<String> {
+    let settings = t.settings();
+    let (streams, sinks) = {
+        let r = t.running();
+        (r.streams.clone(), r.sinks.clone())
+    };
+    let mut problems = liveness(t);
+    if streams.is_empty() {
+        problems.push("starting".into());
+    }
+    for (name, s) in t.streams() {
+        if streams.contains(&name) && !s.started.load(Ordering::Relaxed) {
+            problems.push(format!("stream {name}: not tailing yet"));
+        }
+    }
+    for (stream, plugin, p) in t.plugins() {
+        if streams.contains(&stream) && p.failing.load(Ordering::Relaxed) {
+            problems.push(format!(
+                "stream {stream}: plugin {plugin} cannot run (failing repeatedly; see the log)"
+            ));
+        }
+    }
+    let now = now_ms();
+    for (name, s) in t.sinks() {
+        if !sinks.iter().any(|v| v.name == name && v.remote) {
+            continue;
+        }
+        let since = s.failing_since_ms.load(Ordering::Relaxed);
+        if since != 0 && now.saturating_sub(since) > settings.sink_failing_for.as_millis() as u64
+        {
+            problems.push(format!(
+                "sink {name}: every attempt has failed for {} s",
+                now.saturating_sub(since) / 1000
+            ));
+        }
+    }
+    problems
+}
