@@ -127,10 +127,14 @@ async fn run_async(top: Topology, once: bool, config_path: Option<PathBuf>) -> R
             Step::Exit(outcome) => return Ok(outcome),
             Step::Reload(next) => {
                 if next.admin != admin_config {
-                    tracing::warn!("admin endpoint settings changed: they take effect at the next restart");
+                    tracing::warn!(
+                        "admin endpoint settings changed: they take effect at the next restart"
+                    );
                 }
                 telemetry.reloads.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("configuration reloaded; starting the new topology from the checkpoints");
+                tracing::info!(
+                    "configuration reloaded; starting the new topology from the checkpoints"
+                );
                 top = *next;
             }
         }
@@ -145,7 +149,9 @@ fn load_again(config_path: Option<&Path>, telemetry: &Telemetry) -> Result<Topol
     };
     if let Err(reason) = &result {
         telemetry.reloads_refused.fetch_add(1, Ordering::Relaxed);
-        tracing::error!("configuration reload refused, the running configuration continues: {reason}");
+        tracing::error!(
+            "configuration reload refused, the running configuration continues: {reason}"
+        );
     }
     result
 }
@@ -195,7 +201,11 @@ async fn run_topology(
             .with_context(|| format!("starting sink `{name}`"))?;
     }
     telemetry.set_running(Running {
-        streams: top.streams.iter().map(|p| Arc::clone(&p.tailer.stream)).collect(),
+        streams: top
+            .streams
+            .iter()
+            .map(|p| Arc::clone(&p.tailer.stream))
+            .collect(),
         sinks: top
             .sinks
             .iter()

@@ -112,9 +112,9 @@ impl Default for SinkStats {
             label_overflow: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             request_micros: AtomicU64::new(0),
-            latency: Histogram::new(
-                [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
-            ),
+            latency: Histogram::new([
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             failing_since_ms: AtomicU64::new(0),
         }
     }

@@ -80,16 +80,44 @@ impl Collector for TelemetryCollector {
                 )?;
             };
         }
-        stream_counter!(lines, "stream_records", "Records read (lines, multiline records, pieces of split lines).");
+        stream_counter!(
+            lines,
+            "stream_records",
+            "Records read (lines, multiline records, pieces of split lines)."
+        );
         stream_counter!(bytes, "stream_read_bytes", "Bytes read from files.");
-        stream_counter!(split, "stream_split_lines", "Lines longer than max_line_bytes, split into pieces.");
+        stream_counter!(
+            split,
+            "stream_split_lines",
+            "Lines longer than max_line_bytes, split into pieces."
+        );
         stream_counter!(files_opened, "stream_files_opened", "Files opened.");
         stream_counter!(rotations, "stream_rotations", "Rotations followed.");
-        stream_counter!(truncations, "stream_truncations", "Truncations (copytruncate) followed.");
-        stream_counter!(parse_errors, "stream_parse_errors", "Lines a parser could not parse (kept, with parse_error).");
-        stream_counter!(time_errors, "stream_time_errors", "Records whose time field was missing or unreadable.");
-        stream_counter!(filtered, "stream_filtered", "Records dropped by grep filters.");
-        stream_counter!(throttled, "stream_throttled", "Records dropped by throttle filters.");
+        stream_counter!(
+            truncations,
+            "stream_truncations",
+            "Truncations (copytruncate) followed."
+        );
+        stream_counter!(
+            parse_errors,
+            "stream_parse_errors",
+            "Lines a parser could not parse (kept, with parse_error)."
+        );
+        stream_counter!(
+            time_errors,
+            "stream_time_errors",
+            "Records whose time field was missing or unreadable."
+        );
+        stream_counter!(
+            filtered,
+            "stream_filtered",
+            "Records dropped by grep filters."
+        );
+        stream_counter!(
+            throttled,
+            "stream_throttled",
+            "Records dropped by throttle filters."
+        );
 
         // Lag: file size minus the acknowledged offset, per stream (or per file when asked).
         let lag = lag(t, settings.file_labels);
@@ -131,11 +159,31 @@ impl Collector for TelemetryCollector {
                 )?;
             };
         }
-        sink_counter!(delivered, "sink_records", "Records delivered: acknowledged by the server, or written and flushed.");
-        sink_counter!(retries, "sink_retries", "Failed attempts (requests) that were retried.");
-        sink_counter!(rejected, "sink_rejected_records", "Records rejected for good with no dead-letter sink.");
-        sink_counter!(dead_lettered, "sink_dead_lettered_records", "Records rejected for good and sent to the dead-letter sink.");
-        sink_counter!(dropped, "sink_dropped_records", "Records not queued because the queue was full (when_full: drop_newest).");
+        sink_counter!(
+            delivered,
+            "sink_records",
+            "Records delivered: acknowledged by the server, or written and flushed."
+        );
+        sink_counter!(
+            retries,
+            "sink_retries",
+            "Failed attempts (requests) that were retried."
+        );
+        sink_counter!(
+            rejected,
+            "sink_rejected_records",
+            "Records rejected for good with no dead-letter sink."
+        );
+        sink_counter!(
+            dead_lettered,
+            "sink_dead_lettered_records",
+            "Records rejected for good and sent to the dead-letter sink."
+        );
+        sink_counter!(
+            dropped,
+            "sink_dropped_records",
+            "Records not queued because the queue was full (when_full: drop_newest)."
+        );
         sink_counter!(requests, "sink_requests", "Requests sent.");
         {
             let mut m = encoder.encode_descriptor(
@@ -163,7 +211,9 @@ impl Collector for TelemetryCollector {
         )?;
 
         let plugins = t.plugins();
-        let p2 = |s: &Arc<str>, p: &Arc<str>| -> L2 { [("stream", s.to_string()), ("plugin", p.to_string())] };
+        let p2 = |s: &Arc<str>, p: &Arc<str>| -> L2 {
+            [("stream", s.to_string()), ("plugin", p.to_string())]
+        };
         macro_rules! plugin_counter {
             ($field:ident, $name:literal, $help:literal) => {
                 counters(
@@ -175,10 +225,26 @@ impl Collector for TelemetryCollector {
             };
         }
         plugin_counter!(batches, "plugin_calls", "Batches given to the plugin.");
-        plugin_counter!(records_in, "plugin_records_in", "Records given to the plugin.");
-        plugin_counter!(records_out, "plugin_records_out", "Records that came out of the plugin (or of its on_error policy).");
-        plugin_counter!(instances, "plugin_instances", "Instances created (first, after failures, recycling, reloads).");
-        plugin_counter!(recycled, "plugin_recycled", "Instances re-created because their memory passed recycle_above.");
+        plugin_counter!(
+            records_in,
+            "plugin_records_in",
+            "Records given to the plugin."
+        );
+        plugin_counter!(
+            records_out,
+            "plugin_records_out",
+            "Records that came out of the plugin (or of its on_error policy)."
+        );
+        plugin_counter!(
+            instances,
+            "plugin_instances",
+            "Instances created (first, after failures, recycling, reloads)."
+        );
+        plugin_counter!(
+            recycled,
+            "plugin_recycled",
+            "Instances re-created because their memory passed recycle_above."
+        );
         {
             let mut m = encoder.encode_descriptor(
                 "plugin_busy_seconds",

@@ -140,7 +140,11 @@ async fn handle(
             if problems.is_empty() {
                 reply(StatusCode::OK, TEXT, "ok\n".into())
             } else {
-                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, problems.join("\n") + "\n")
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TEXT,
+                    problems.join("\n") + "\n",
+                )
             }
         }
         (&Method::GET, "/readyz") => {
@@ -148,7 +152,11 @@ async fn handle(
             if problems.is_empty() {
                 reply(StatusCode::OK, TEXT, "ready\n".into())
             } else {
-                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, problems.join("\n") + "\n")
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TEXT,
+                    problems.join("\n") + "\n",
+                )
             }
         }
         (&Method::POST, "/reload") => {
@@ -237,8 +245,7 @@ pub fn readiness(t: &Telemetry) -> Vec<String> {
             continue;
         }
         let since = s.failing_since_ms.load(Ordering::Relaxed);
-        if since != 0 && now.saturating_sub(since) > settings.sink_failing_for.as_millis() as u64
-        {
+        if since != 0 && now.saturating_sub(since) > settings.sink_failing_for.as_millis() as u64 {
             problems.push(format!(
                 "sink {name}: every attempt has failed for {} s",
                 now.saturating_sub(since) / 1000

@@ -42,12 +42,15 @@ pub struct ReportSettings {
     pub sink_failing_for: Duration,
 }
 
+/// A plugin's counters are kept by (stream, plugin name).
+type PluginKey = (Arc<str>, Arc<str>);
+
 /// Counters by name, and what runs now.
 #[derive(Debug)]
 pub struct Telemetry {
     streams: Mutex<IndexMap<Arc<str>, Arc<StreamStats>>>,
     sinks: Mutex<IndexMap<Arc<str>, Arc<SinkStats>>>,
-    plugins: Mutex<IndexMap<(Arc<str>, Arc<str>), Arc<PluginStats>>>,
+    plugins: Mutex<IndexMap<PluginKey, Arc<PluginStats>>>,
     running: Mutex<Running>,
     settings: Mutex<ReportSettings>,
     /// Configuration reloads that took effect, and those refused.

@@ -16,12 +16,12 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
+use crate::admin::AdminConfig;
 use crate::sinks::SinkConfig;
 use crate::sources::file::discover::PathSet;
 use crate::sources::file::multiline::{JoinMode, MultilineRule};
 use crate::sources::file::watcher::WatchMode;
 use crate::sources::file::{StartAt, TailerSettings};
-use crate::admin::AdminConfig;
 use crate::transforms::TransformSpec;
 use crate::transforms::enrich::EnrichConfig;
 use crate::transforms::fields::AddFields;

@@ -50,6 +50,12 @@ impl FileConfig {
             None
         };
         let what = format!("file {}", self.path.display());
-        writer::spawn(name, what, file, self.format, sync, input, exit, stats)
+        let dest = writer::Destination {
+            what,
+            writer: file,
+            format: self.format,
+            sync,
+        };
+        writer::spawn(name, dest, input, exit, stats)
     }
 }

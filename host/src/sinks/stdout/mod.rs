@@ -44,10 +44,12 @@ impl StdoutConfig {
         let _ = rustix::pipe::fcntl_setpipe_size(&fd, PIPE_SIZE);
         writer::spawn(
             name,
-            "stdout".into(),
-            File::from(fd),
-            self.format,
-            None,
+            writer::Destination {
+                what: "stdout".into(),
+                writer: File::from(fd),
+                format: self.format,
+                sync: None,
+            },
             input,
             exit,
             stats,

@@ -17,14 +17,20 @@ const BUFFER: usize = 256 * 1024;
 /// Batches written before a flush even if more are queued, to bound ack latency.
 const MAX_BATCHES_PER_FLUSH: usize = 32;
 
-/// Runs a writer sink on its own thread named `sink-NAME`. `what` names the destination in
-/// errors ("stdout", "file /x/y.log").
+/// Where a writer sink writes, and how.
+pub struct Destination<W> {
+    /// Names the destination in errors ("stdout", "file /x/y.log").
+    pub what: String,
+    pub writer: W,
+    pub format: Format,
+    /// Called after each flush (`fsync` for files that ask for it).
+    pub sync: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
+}
+
+/// Runs a writer sink on its own thread named `sink-NAME`.
 pub fn spawn<W: Write + Send + 'static>(
     name: Arc<str>,
-    what: String,
-    writer: W,
-    format: Format,
-    sync: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
+    dest: Destination<W>,
     mut input: mpsc::Receiver<SinkBatch>,
     exit: mpsc::UnboundedSender<SinkExit>,
     stats: Arc<SinkStats>,
@@ -32,6 +38,12 @@ pub fn spawn<W: Write + Send + 'static>(
     std::thread::Builder::new()
         .name(format!("sink-{name}"))
         .spawn(move || {
+            let Destination {
+                what,
+                writer,
+                format,
+                sync,
+            } = dest;
             let result = run(&mut input, writer, format, sync, &stats)
                 .with_context(|| format!("writing to {what}"));
             // Close the queue so senders see the sink has stopped instead of blocking on it.

@@ -134,7 +134,9 @@ impl FileSource {
         self.subscribe();
         self.scan(true);
         self.recover();
-        self.stats.started.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .started
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut next_scan = Instant::now() + SCAN_INTERVAL;
         let mut next_prune = Instant::now() + PRUNE_INTERVAL;
         loop {

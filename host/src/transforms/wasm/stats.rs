@@ -60,9 +60,9 @@ impl Default for PluginStats {
             reloads: AtomicU64::new(0),
             reloads_refused: AtomicU64::new(0),
             custom: Mutex::default(),
-            call_seconds: Histogram::new(
-                [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
-            ),
+            call_seconds: Histogram::new([
+                0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0,
+            ]),
             failing: AtomicBool::new(false),
         }
     }
