@@ -233,6 +233,8 @@ impl TailArgs {
             filters: Vec::new(),
             enrich: None,
             plugins: Vec::new(),
+            remove_rotated_after_ship: false,
+            reclaim: Default::default(),
             transform_order: Vec::new(),
         };
         let config = Config {

@@ -37,6 +37,10 @@ pub struct StreamStats {
     pub filtered: AtomicU64,
     /// Records dropped by `throttle` filters.
     pub throttled: AtomicU64,
+    /// Bytes of acknowledged prefixes whose disk blocks were freed (`reclaim: punch_holes`).
+    pub bytes_reclaimed: AtomicU64,
+    /// Rotated files deleted once shipped (`remove_rotated_after_ship`).
+    pub files_removed: AtomicU64,
     /// Set once the stream has looked at its paths and opened what it found.
     pub started: AtomicBool,
     /// When the stream's loop last went round (ms since the epoch).

@@ -101,6 +101,12 @@ pub struct StreamConfig {
     /// Kubernetes enrichment from the Downward API: `{ pod: true, labels: /etc/podinfo/labels }`.
     #[serde(default)]
     pub enrich: Option<EnrichConfig>,
+    /// Delete rotated files once every line of them is shipped and acknowledged.
+    #[serde(default)]
+    pub remove_rotated_after_ship: bool,
+    /// `punch_holes`: free the disk blocks of what is acknowledged, for append-only files.
+    #[serde(default)]
+    pub reclaim: crate::sources::file::reclaim::Reclaim,
     /// WebAssembly plugins, in order: `- path: /plugins/nginx_parse.wasm`.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
@@ -441,6 +447,8 @@ impl Config {
                     poll_interval: s.poll_interval,
                     rotate_wait: s.rotate_wait,
                     read_chunk: READ_CHUNK,
+                    remove_rotated_after_ship: s.remove_rotated_after_ship,
+                    reclaim: s.reclaim,
                 },
                 sinks: s.sinks.iter().map(|n| Arc::from(n.as_str())).collect(),
                 extra_sinks,

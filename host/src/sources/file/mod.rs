@@ -20,6 +20,7 @@ pub mod discover;
 pub mod framer;
 pub mod identity;
 pub mod multiline;
+pub mod reclaim;
 pub mod tailed;
 pub mod watcher;
 
@@ -77,6 +78,10 @@ pub struct TailerSettings {
     pub poll_interval: Duration,
     pub rotate_wait: Duration,
     pub read_chunk: usize,
+    /// Delete rotated files once every line of them is acknowledged.
+    pub remove_rotated_after_ship: bool,
+    /// Free the disk blocks of acknowledged prefixes.
+    pub reclaim: reclaim::Reclaim,
 }
 
 pub struct FileSource {
@@ -89,6 +94,7 @@ pub struct FileSource {
     wake: Arc<Wake>,
     shutdown: Shutdown,
     stats: Arc<StreamStats>,
+    reclaimer: reclaim::Reclaimer,
     files: Vec<TailedFile>,
     next_order: u64,
     /// Some directory is not watched by inotify: poll.
@@ -108,6 +114,10 @@ impl FileSource {
         stats: Arc<StreamStats>,
     ) -> Self {
         FileSource {
+            reclaimer: reclaim::Reclaimer::new(
+                settings.remove_rotated_after_ship,
+                settings.reclaim,
+            ),
             settings,
             transforms,
             ledger,
@@ -139,6 +149,7 @@ impl FileSource {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut next_scan = Instant::now() + SCAN_INTERVAL;
         let mut next_prune = Instant::now() + PRUNE_INTERVAL;
+        let mut next_reclaim = Instant::now() + SCAN_INTERVAL;
         loop {
             self.stats.beat();
             if self.shutdown.is_set() {
@@ -153,6 +164,16 @@ impl FileSource {
             if !once && now >= next_prune {
                 self.prune();
                 next_prune = now + PRUNE_INTERVAL;
+            }
+            if !once && now >= next_reclaim && self.reclaimer.is_active() {
+                self.reclaimer.run(
+                    &self.settings.stream,
+                    &self.settings.paths,
+                    &self.files,
+                    &self.ledger,
+                    &self.stats,
+                );
+                next_reclaim = now + SCAN_INTERVAL;
             }
             let busy = self.poll_all(once);
             if busy {
