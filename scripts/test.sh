@@ -10,6 +10,9 @@ command -v cargo >/dev/null || { echo "cargo is required (rustup toolchain)"; ex
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # The plugin tests build the plugins in plugins/ from source for WebAssembly.
 rustup target add wasm32-wasip2
+# The deployment tests validate the Kubernetes manifests offline against the API schemas.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  kubernetes-validate==1.31.0
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

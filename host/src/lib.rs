@@ -14,13 +14,15 @@
 //!
 //! [`config`] loads and validates the YAML (or the `tail` flags); [`app`] builds the topology,
 //! runs it, reloads it, and owns shutdown; [`admin`] serves metrics, health and reload over
-//! HTTP. The binary (`main.rs`) only parses the command line.
+//! HTTP; [`inject`] adds tailcar sidecars to Kubernetes workloads. The binary (`main.rs`) only
+//! parses the command line.
 
 pub mod admin;
 pub mod app;
 pub mod checkpoint;
 pub mod config;
 pub mod event;
+pub mod inject;
 pub mod route;
 pub mod shutdown;
 pub mod sinks;

@@ -54,11 +54,62 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Add tailcar sidecars to Kubernetes workloads (Pod, Deployment, StatefulSet, DaemonSet,
+    /// Job, CronJob) read from a file or stdin; writes them to stdout, like `linkerd inject`:
+    /// `kubectl get deploy web -o yaml | tailcar inject --stream access=/var/log/app/access.log - | kubectl apply -f -`
+    Inject(InjectArgs),
     /// Work with WebAssembly plugins.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+#[derive(Args)]
+struct InjectArgs {
+    /// The YAML to read: a file, or `-` for stdin.
+    #[arg(default_value = "-")]
+    input: PathBuf,
+    /// A stream to tail: `NAME=PATH` (repeat for more); the sidecar is named `NAME-log`.
+    #[arg(long = "stream", value_name = "NAME=PATH", required = true, value_parser = tailcar::inject::parse_stream)]
+    streams: Vec<(String, PathBuf)>,
+    /// The tailcar image.
+    #[arg(long, default_value = tailcar::inject::IMAGE)]
+    image: String,
+    /// Serve /readyz from each sidecar for a startup probe, on ports from this one up.
+    #[arg(long)]
+    admin_port: Option<u16>,
+}
+
+fn inject(args: InjectArgs) -> ExitCode {
+    let input = if args.input == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(&args.input)
+    };
+    let input = match input {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tailcar: error: cannot read {}: {e}", args.input.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let opts = tailcar::inject::InjectOptions {
+        streams: args.streams,
+        image: args.image,
+        admin_port: args.admin_port,
+    };
+    match tailcar::inject::inject(&input, &opts) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tailcar: inject: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -299,6 +350,7 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Test(args),
         } => return plugin_test(args),
+        Command::Inject(args) => return inject(args),
         Command::Check { config } => {
             return match Config::load(&config) {
                 Ok(t) => {
