@@ -312,7 +312,7 @@ fn bad_configurations_name_the_file_the_key_and_the_reason() {
         (
             CONFIG.replace("multiline:", "multilne:"),
             "streams.error.multilne: unknown field `multilne`, expected one of `paths`, `exclude`, `sinks`, \
-             `start_at`, `multiline`, `max_line_bytes`, `poll_interval`, `rotate_wait`, `parser`, `fields`, `filters`, `enrich`, `plugins` at line 9 column 5",
+             `start_at`, `multiline`, `max_line_bytes`, `poll_interval`, `rotate_wait`, `parser`, `fields`, `filters`, `enrich`, `remove_rotated_after_ship`, `reclaim`, `plugins` at line 9 column 5",
         ),
         (
             CONFIG.replace("sinks: [error_out]", "sinks: [errors_out]"),

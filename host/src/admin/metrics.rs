@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::telemetry::Telemetry;
+use crate::transforms::wasm::stats::PluginStats;
 
 /// Encodes every metric as OpenMetrics text.
 pub fn render(telemetry: &Arc<Telemetry>) -> String {
@@ -257,72 +258,61 @@ impl Collector for TelemetryCollector {
                     .encode(m.encode_family(&p2(s, p))?)?;
             }
         }
-        counters(
-            &mut encoder,
-            "plugin_failures",
-            "Batches the plugin failed on, by reason.",
-            plugins.iter().flat_map(|(s, p, st)| {
-                [
-                    ("timeout", &st.timeouts),
-                    ("fuel", &st.fuel_exhausted),
-                    ("memory", &st.memory_exceeded),
-                    ("trap", &st.traps),
-                    ("error", &st.errors),
-                    ("output", &st.bad_outputs),
-                ]
-                .map(|(reason, c)| -> (L3, u64) {
-                    (
-                        [
-                            ("stream", s.to_string()),
-                            ("plugin", p.to_string()),
-                            ("reason", reason.to_string()),
-                        ],
-                        get(c),
-                    )
-                })
-            }),
-        )?;
-        counters(
-            &mut encoder,
-            "plugin_failed_records",
-            "Records of failed batches, by what on_error did with them.",
-            plugins.iter().flat_map(|(s, p, st)| {
-                [
-                    ("pass", &st.failed_passed),
-                    ("drop", &st.failed_dropped),
-                    ("dead_letter", &st.failed_dead_lettered),
-                ]
-                .map(|(policy, c)| -> (L3, u64) {
-                    (
-                        [
-                            ("stream", s.to_string()),
-                            ("plugin", p.to_string()),
-                            ("policy", policy.to_string()),
-                        ],
-                        get(c),
-                    )
-                })
-            }),
-        )?;
-        counters(
-            &mut encoder,
-            "plugin_reloads",
-            "New versions of the plugin file, by result.",
-            plugins.iter().flat_map(|(s, p, st)| {
-                [("ok", &st.reloads), ("refused", &st.reloads_refused)].map(
-                    |(result, c)| -> (L3, u64) {
+        type Split = fn(&PluginStats) -> Vec<(&'static str, &AtomicU64)>;
+        let splits: [(&str, &str, &str, Split); 3] = [
+            (
+                "plugin_failures",
+                "Batches the plugin failed on, by reason.",
+                "reason",
+                |st| {
+                    vec![
+                        ("timeout", &st.timeouts),
+                        ("fuel", &st.fuel_exhausted),
+                        ("memory", &st.memory_exceeded),
+                        ("trap", &st.traps),
+                        ("error", &st.errors),
+                        ("output", &st.bad_outputs),
+                    ]
+                },
+            ),
+            (
+                "plugin_failed_records",
+                "Records of failed batches, by what on_error did with them.",
+                "policy",
+                |st| {
+                    vec![
+                        ("pass", &st.failed_passed),
+                        ("drop", &st.failed_dropped),
+                        ("dead_letter", &st.failed_dead_lettered),
+                    ]
+                },
+            ),
+            (
+                "plugin_reloads",
+                "New versions of the plugin file, by result.",
+                "result",
+                |st| vec![("ok", &st.reloads), ("refused", &st.reloads_refused)],
+            ),
+        ];
+        for (name, help, label, split) in splits {
+            counters(
+                &mut encoder,
+                name,
+                help,
+                plugins.iter().flat_map(|(s, p, st)| {
+                    split(st).into_iter().map(move |(value, c)| -> (L3, u64) {
                         (
                             [
                                 ("stream", s.to_string()),
                                 ("plugin", p.to_string()),
-                                ("result", result.to_string()),
+                                (label, value.to_string()),
                             ],
                             get(c),
                         )
-                    },
-                )
-            }),
-        )?;
+                    })
+                }),
+            )?;
+        }
         {
             let mut m = encoder.encode_descriptor(
                 "plugin_call_duration_seconds",

@@ -123,6 +123,20 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
         .expect("a valid response")
 }
 
+/// A probe's answer: 200 with `ok_text`, or 503 with the problems, one per line.
+fn probe(problems: Vec<String>, ok_text: &str) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if problems.is_empty() {
+        reply(StatusCode::OK, TEXT, format!("{ok_text}\n"))
+    } else {
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            problems.join("\n") + "\n",
+        )
+    }
+}
+
 async fn handle(
     req: Request<Incoming>,
     telemetry: &Arc<Telemetry>,
@@ -135,30 +149,8 @@ async fn handle(
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics::render(telemetry),
         ),
-        (&Method::GET, "/healthz") => {
-            let problems = liveness(telemetry);
-            if problems.is_empty() {
-                reply(StatusCode::OK, TEXT, "ok\n".into())
-            } else {
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    TEXT,
-                    problems.join("\n") + "\n",
-                )
-            }
-        }
-        (&Method::GET, "/readyz") => {
-            let problems = readiness(telemetry);
-            if problems.is_empty() {
-                reply(StatusCode::OK, TEXT, "ready\n".into())
-            } else {
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    TEXT,
-                    problems.join("\n") + "\n",
-                )
-            }
-        }
+        (&Method::GET, "/healthz") => probe(liveness(telemetry), "ok"),
+        (&Method::GET, "/readyz") => probe(readiness(telemetry), "ready"),
         (&Method::POST, "/reload") => {
             let (tx, rx) = oneshot::channel();
             if reload.send(tx).await.is_err() {

@@ -119,9 +119,7 @@ impl Reclaimer {
             }
         }
     }
-}
 
-impl Reclaimer {
     /// Deletes released files whose whole size is acknowledged.
     fn remove_shipped(
         &mut self,
