@@ -237,11 +237,13 @@ fn readiness_fails_while_a_plugin_keeps_failing_or_a_sink_is_down() {
     .unwrap();
     append(&d.join("r.log"), "r", 3..4);
     let mut t = Tailcar::start(d, &["run", "--config", "tailcar.yaml"]);
-    let body = wait_for(port, "/readyz", 503);
-    assert!(
-        body.contains("sink remote: every attempt has failed for"),
-        "{body}"
-    );
+    let mut last = (0, String::new());
+    let unready = wait_until(Duration::from_secs(15), || {
+        last = http(port, "GET", "/readyz");
+        last.1.contains("sink remote: every attempt has failed for")
+    });
+    assert!(unready, "{last:?}");
+    assert_eq!(last.0, 503);
     assert_eq!(
         http(port, "GET", "/healthz").0,
         200,
