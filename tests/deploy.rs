@@ -286,3 +286,113 @@ fn the_agent_configuration_and_its_plugins_load() {
     );
     assert!(out.ends_with("configuration OK\n"), "{out}");
 }
+
+/// A strategic merge of `patch` into `base`, as Kustomize does it for these fields: mappings
+/// merge key by key; the lists of containers, init containers and volumes merge by `name`;
+/// other values are replaced.
+fn strategic_merge(base: &mut serde_yaml::Value, patch: &serde_yaml::Value) {
+    use serde_yaml::Value;
+    match (base, patch) {
+        (Value::Mapping(b), Value::Mapping(p)) => {
+            for (k, pv) in p {
+                let by_name = matches!(
+                    k.as_str(),
+                    Some("containers" | "initContainers" | "volumes")
+                );
+                match b.get_mut(k) {
+                    Some(Value::Sequence(bl)) if by_name => {
+                        for item in pv.as_sequence().unwrap() {
+                            match bl.iter_mut().find(|e| e["name"] == item["name"]) {
+                                Some(e) => strategic_merge(e, item),
+                                None => bl.push(item.clone()),
+                            }
+                        }
+                    }
+                    Some(bv) => strategic_merge(bv, pv),
+                    None => {
+                        b.insert(k.clone(), pv.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
+#[test]
+fn the_kustomize_component_adds_a_valid_sidecar_to_a_labelled_deployment() {
+    let dir = repo().join("deploy/kubernetes/kustomize");
+    let component: serde_yaml::Value = serde_yaml::from_str(
+        &fs::read_to_string(dir.join("tailcar-sidecar/kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(component["kind"], "Component");
+    let selector = component["patches"][0]["target"]["labelSelector"]
+        .as_str()
+        .unwrap();
+    let (key, value) = selector.split_once('=').unwrap();
+    let mut deployment: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(dir.join("example/deployment.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        deployment["metadata"]["labels"][key], value,
+        "the example is selected"
+    );
+    let patch: serde_yaml::Value = serde_yaml::from_str(
+        &fs::read_to_string(dir.join("tailcar-sidecar/sidecar.yaml")).unwrap(),
+    )
+    .unwrap();
+    let name = deployment["metadata"]["name"].clone();
+    strategic_merge(&mut deployment, &patch);
+    deployment["metadata"]["name"] = name;
+    let spec = &deployment["spec"]["template"]["spec"];
+    assert_eq!(spec["containers"].as_sequence().unwrap().len(), 1);
+    assert_eq!(spec["initContainers"][0]["name"], "tailcar");
+    assert_eq!(spec["volumes"].as_sequence().unwrap().len(), 2);
+    // The sidecar mounts the application's log volume where the application writes.
+    assert_eq!(
+        spec["initContainers"][0]["volumeMounts"][0],
+        spec["containers"][0]["volumeMounts"][0]
+    );
+
+    let config_text = fs::read_to_string(dir.join("tailcar-sidecar/tailcar.yaml")).unwrap();
+    let mut config_map = serde_yaml::Mapping::new();
+    config_map.insert("apiVersion".into(), "v1".into());
+    config_map.insert("kind".into(), "ConfigMap".into());
+    config_map.insert(
+        "metadata".into(),
+        serde_yaml::from_str("{ name: tailcar }").unwrap(),
+    );
+    let mut data = serde_yaml::Mapping::new();
+    data.insert("tailcar.yaml".into(), config_text.clone().into());
+    config_map.insert("data".into(), data.into());
+    let tmp = tempfile::tempdir().unwrap();
+    let merged = tmp.path().join("merged.yaml");
+    fs::write(
+        &merged,
+        serde_yaml::to_string(&deployment).unwrap()
+            + "---\n"
+            + &serde_yaml::to_string(&config_map).unwrap(),
+    )
+    .unwrap();
+    let (ok, report) = validate(&merged);
+    assert!(ok, "{report}");
+
+    // The component's configuration is a valid tailcar configuration.
+    let d = tmp.path();
+    fs::write(
+        d.join("tailcar.yaml"),
+        config_text.replace("/var/log/app", &d.display().to_string()),
+    )
+    .unwrap();
+    let (code, _, err) = run_env(
+        d,
+        &["check", "--config", "tailcar.yaml"],
+        &[
+            ("POD_NAME", "web-1"),
+            ("POD_NAMESPACE", "default"),
+            ("NODE_NAME", "n1"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+}
