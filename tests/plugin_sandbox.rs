@@ -144,7 +144,7 @@ fn a_memory_bomb_traps_at_its_limit_and_tailcar_stays_small() {
         d,
         &hostile(
             "{ mode: membomb, trigger: BOMB }",
-            "        limits: { memory: 32MiB }\n        on_error: drop",
+            "        limits: { memory: 32MiB, deadline: 20s }\n        on_error: drop",
         ),
     );
     let mut t = Tailcar::start(d, &["run", "--config", "tailcar.yaml"]);
@@ -219,7 +219,7 @@ fn an_output_flood_is_cut_at_the_output_limit() {
         d,
         &hostile(
             "{ mode: flood, copies: 100000 }",
-            "        limits: { max_output: 1MiB, memory: 128MiB }",
+            "        limits: { max_output: 1MiB, memory: 128MiB, deadline: 20s }",
         ),
     );
     let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
