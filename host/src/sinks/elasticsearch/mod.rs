@@ -21,6 +21,7 @@ use super::util::retry::{Outcome, classify_status};
 use super::{SinkBatch, SinkContext, SinkExit};
 
 remote_sink_config! {
+    http:
     pub struct ElasticsearchConfig {
         /// The cluster's base URL: `http://elasticsearch:9200`.
         pub url: String,
@@ -85,15 +86,8 @@ impl ElasticsearchConfig {
         let encoder = Arc::new(BulkEncoder {
             config: self.clone(),
         });
-        delivery::start(
-            name,
-            self.settings()?,
-            self.options(),
-            encoder,
-            input,
-            exit,
-            ctx,
-        )?;
+        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
+        delivery::start(name, transport, self.options(), input, exit, ctx)?;
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ pub enum BodyFormat {
 }
 
 remote_sink_config! {
+    http:
     pub struct HttpSinkConfig {
         /// Where to send: `http://` or `https://`.
         pub url: String,
@@ -72,15 +73,8 @@ impl HttpSinkConfig {
         let encoder = Arc::new(HttpEncoder {
             format: self.format,
         });
-        delivery::start(
-            name,
-            self.settings()?,
-            self.options(),
-            encoder,
-            input,
-            exit,
-            ctx,
-        )?;
+        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
+        delivery::start(name, transport, self.options(), input, exit, ctx)?;
         Ok(())
     }
 }

@@ -33,6 +33,7 @@ pub enum LokiEncoding {
 }
 
 remote_sink_config! {
+    http:
     pub struct LokiConfig {
         /// Loki's base URL: `http://loki:3100`.
         pub url: String,
@@ -96,15 +97,8 @@ impl LokiConfig {
             seen: Mutex::default(),
             stats: ctx.stats(&name),
         });
-        delivery::start(
-            name,
-            self.settings()?,
-            self.options(),
-            encoder,
-            input,
-            exit,
-            ctx,
-        )?;
+        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
+        delivery::start(name, transport, self.options(), input, exit, ctx)?;
         Ok(())
     }
 }

@@ -1,5 +1,10 @@
 //! The delivery loop every remote sink runs: batch → encode → send → retry → acknowledge.
 //!
+//! A sink plugs in a [`Transport`] (how one request's records are encoded and sent, and what
+//! the answer means): HTTP with an [`Encoder`] for the body ([`HttpTransport`]: `http`,
+//! `elasticsearch`, `loki`, `otlp`), a TCP/TLS or UDP stream (`tcp`, `syslog`), or Kafka's
+//! protocol (`kafka`). Everything else is shared:
+//!
 //! One tokio task per sink reads its bounded queue into the [`Batcher`]; each full (or timed
 //! out) request waits for one of `max_in_flight` permits, so a slow server stops the loop from
 //! reading its queue, the queue fills, and the stream's tailer blocks: backpressure all the way
@@ -17,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::batcher::{BatchConfig, Batcher, Request};
-use super::http::{HttpClient, HttpSettings, Response, send};
+use super::http::{HttpClient, HttpSettings, Response, TlsConfig, send};
 use super::retry::{Backoff, Outcome, RetryConfig, classify_status};
 use crate::sinks::{SinkBatch, SinkExit};
 use crate::stats::SinkStats;
@@ -33,6 +38,72 @@ pub trait Encoder: Send + Sync + 'static {
     }
 }
 
+/// How a remote sink moves one request's records to its server.
+pub trait Transport: Send + Sync + 'static {
+    /// A request's records as they go on the wire. Encoded once per request (and again only
+    /// for the records a partial failure sends again), then reused by every retry.
+    type Payload: Send + Sync + 'static;
+
+    /// Encodes `request`'s records.
+    fn encode(&self, request: &Request) -> Self::Payload;
+
+    /// Sends one encoded request and says what became of it. `Outcome::Partial` indexes are
+    /// record positions in `request`.
+    fn send(
+        &self,
+        payload: &Self::Payload,
+        request: &Request,
+    ) -> impl std::future::Future<Output = Outcome> + Send;
+}
+
+/// HTTP requests with a body written by an [`Encoder`].
+pub struct HttpTransport {
+    client: HttpClient,
+    settings: HttpSettings,
+    encoder: Arc<dyn Encoder>,
+}
+
+impl HttpTransport {
+    pub fn new(
+        tls: &TlsConfig,
+        settings: HttpSettings,
+        encoder: Arc<dyn Encoder>,
+    ) -> anyhow::Result<Self> {
+        Ok(HttpTransport {
+            client: super::http::client(tls)?,
+            settings,
+            encoder,
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    type Payload = Vec<u8>;
+
+    fn encode(&self, request: &Request) -> Vec<u8> {
+        let mut body = Vec::with_capacity(request.bytes);
+        self.encoder.encode(request, &mut body);
+        body
+    }
+
+    async fn send(&self, body: &Vec<u8>, _request: &Request) -> Outcome {
+        match send(
+            &self.client,
+            &self.settings,
+            self.encoder.content_type(),
+            body,
+        )
+        .await
+        {
+            Ok(response) => self.encoder.classify(&response),
+            Err(e) => Outcome::Retry {
+                reason: format!("{e:#}"),
+                after: None,
+            },
+        }
+    }
+}
+
 /// The delivery options of one remote sink.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -44,18 +115,15 @@ pub struct Delivery {
 }
 
 /// One remote sink, ready to run.
-pub struct RemoteSink {
+pub struct RemoteSink<T> {
     pub name: Arc<str>,
-    pub client: HttpClient,
-    pub settings: HttpSettings,
-    pub encoder: Arc<dyn Encoder>,
+    pub transport: T,
     pub delivery: Delivery,
     pub stats: Arc<SinkStats>,
 }
 
 /// What every remote sink's configuration gives the delivery core.
 pub struct RemoteOptions<'a> {
-    pub tls: &'a super::http::TlsConfig,
     pub batch: &'a BatchConfig,
     pub retry: &'a RetryConfig,
     pub max_in_flight: usize,
@@ -64,23 +132,33 @@ pub struct RemoteOptions<'a> {
 }
 
 /// Declares a remote sink's configuration: its own fields, then the options every remote sink
-/// shares (headers, auth, TLS, batching, retries, timeout, in-flight bound, dead-letter,
-/// `when_full`), with unknown keys denied; and its `options()` for the delivery core.
+/// shares (batching, retries, request timeout, in-flight bound, dead-letter, `when_full`), with
+/// unknown keys denied; and its `options()` for the delivery core. With `http:` in front, also
+/// the options of HTTP sinks (headers, auth, TLS).
 /// (`#[serde(flatten)]` would share one struct, but serde cannot deny unknown keys with it.)
 macro_rules! remote_sink_config {
+    (http: $(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* } max_in_flight_default = $mif:literal) => {
+        $crate::sinks::util::delivery::remote_sink_config! {
+            $(#[$meta])*
+            pub struct $name {
+                $($fields)*
+                /// Extra headers (values may be `${ENV}` secrets; they are never logged).
+                #[serde(default)]
+                pub headers: indexmap::IndexMap<String, $crate::sinks::util::http::Secret>,
+                /// `{ user, password }` or `{ bearer }`, secrets inline or from `*_file`.
+                pub auth: Option<$crate::sinks::util::http::AuthConfig>,
+                #[serde(default)]
+                pub tls: $crate::sinks::util::http::TlsConfig,
+            }
+            max_in_flight_default = $mif
+        }
+    };
     ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* } max_in_flight_default = $mif:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone, serde::Deserialize, PartialEq)]
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($fields)*
-            /// Extra headers (values may be `${ENV}` secrets; they are never logged).
-            #[serde(default)]
-            pub headers: indexmap::IndexMap<String, $crate::sinks::util::http::Secret>,
-            /// `{ user, password }` or `{ bearer }`, secrets inline or from `*_file`.
-            pub auth: Option<$crate::sinks::util::http::AuthConfig>,
-            #[serde(default)]
-            pub tls: $crate::sinks::util::http::TlsConfig,
             #[serde(default)]
             pub batch: $crate::sinks::util::batcher::BatchConfig,
             #[serde(default)]
@@ -103,7 +181,6 @@ macro_rules! remote_sink_config {
             /// The shared options, for the delivery core.
             pub fn options(&self) -> $crate::sinks::util::delivery::RemoteOptions<'_> {
                 $crate::sinks::util::delivery::RemoteOptions {
-                    tls: &self.tls,
                     batch: &self.batch,
                     retry: &self.retry,
                     max_in_flight: self.max_in_flight,
@@ -116,17 +193,15 @@ macro_rules! remote_sink_config {
 }
 pub(crate) use remote_sink_config;
 
-/// Builds the client and starts a remote sink: `encoder` on top of the shared loop.
-pub fn start(
+/// Starts a remote sink: `transport` on top of the shared loop.
+pub fn start<T: Transport>(
     name: Arc<str>,
-    settings: HttpSettings,
+    transport: T,
     options: RemoteOptions<'_>,
-    encoder: Arc<dyn Encoder>,
     input: mpsc::Receiver<SinkBatch>,
     exit: mpsc::UnboundedSender<SinkExit>,
     ctx: &crate::sinks::SinkContext,
 ) -> anyhow::Result<()> {
-    let client = super::http::client(options.tls)?;
     let delivery = Delivery {
         batch: options.batch.clone(),
         retry: options.retry.clone(),
@@ -137,9 +212,7 @@ pub fn start(
     spawn(
         RemoteSink {
             name,
-            client,
-            settings,
-            encoder,
+            transport,
             delivery,
             stats,
         },
@@ -150,8 +223,8 @@ pub fn start(
 }
 
 /// Starts the sink's delivery task.
-pub fn spawn(
-    sink: RemoteSink,
+pub fn spawn<T: Transport>(
+    sink: RemoteSink<T>,
     input: mpsc::Receiver<SinkBatch>,
     exit: mpsc::UnboundedSender<SinkExit>,
 ) {
@@ -167,9 +240,7 @@ pub fn spawn(
     });
 }
 
-type Context = RemoteSink;
-
-async fn run(ctx: Arc<Context>, mut input: mpsc::Receiver<SinkBatch>) {
+async fn run<T: Transport>(ctx: Arc<RemoteSink<T>>, mut input: mpsc::Receiver<SinkBatch>) {
     let permits = Arc::new(Semaphore::new(ctx.delivery.max_in_flight.max(1)));
     let mut batcher = Batcher::new(ctx.delivery.batch.clone());
     let mut tasks = JoinSet::new();
@@ -221,26 +292,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// Sends one request until it is delivered or permanently rejected.
-async fn deliver(ctx: &Context, mut request: Request) {
-    let mut body = Vec::with_capacity(request.bytes);
-    ctx.encoder.encode(&request, &mut body);
+async fn deliver<T: Transport>(ctx: &RemoteSink<T>, mut request: Request) {
+    let mut payload = ctx.transport.encode(&request);
     let mut backoff = Backoff::new(&ctx.delivery.retry);
     loop {
         let started = std::time::Instant::now();
-        let outcome = match send(
-            &ctx.client,
-            &ctx.settings,
-            ctx.encoder.content_type(),
-            &body,
-        )
-        .await
-        {
-            Ok(response) => ctx.encoder.classify(&response),
-            Err(e) => Outcome::Retry {
-                reason: format!("{e:#}"),
-                after: None,
-            },
-        };
+        let outcome = ctx.transport.send(&payload, &request).await;
         ctx.stats.observe_request(started.elapsed());
         match outcome {
             Outcome::Delivered => {
@@ -281,8 +338,7 @@ async fn deliver(ctx: &Context, mut request: Request) {
                 }
                 let Some(retry_req) = retry_req else { return };
                 request = retry_req;
-                body.clear();
-                ctx.encoder.encode(&request, &mut body);
+                payload = ctx.transport.encode(&request);
                 let wait = backoff.next(None);
                 SinkStats::add(&ctx.stats.retries, 1);
                 tracing::warn!(sink = %ctx.name, %reason, records = request.records, retry_in = ?wait, "some records failed; retrying those");
@@ -340,7 +396,7 @@ fn split_request(
 }
 
 /// Hands permanently rejected records to the dead-letter sink, or counts and logs them.
-async fn dead_letter(ctx: &Context, request: Request, reason: &str) {
+async fn dead_letter<T: Transport>(ctx: &RemoteSink<T>, request: Request, reason: &str) {
     let records = request.records as u64;
     match &ctx.delivery.dead_letter {
         Some((dl_name, tx)) => {

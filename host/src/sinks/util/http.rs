@@ -154,8 +154,9 @@ impl HttpSettings {
 
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// Builds the client: TLS with the system's roots (plus `tls.ca_file`), HTTP/1.1.
-pub fn client(tls: &TlsConfig) -> Result<HttpClient> {
+/// The TLS client settings every sink that speaks TLS shares: the system's roots plus
+/// `tls.ca_file`, or no certificate checks with `tls.insecure_skip_verify`.
+pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?;
@@ -191,6 +192,12 @@ pub fn client(tls: &TlsConfig) -> Result<HttpClient> {
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
+    Ok(config)
+}
+
+/// Builds the client: TLS as [`tls_client_config`], HTTP/1.1.
+pub fn client(tls: &TlsConfig) -> Result<HttpClient> {
+    let config = tls_client_config(tls)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()
