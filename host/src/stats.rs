@@ -96,6 +96,8 @@ pub struct SinkStats {
     pub dropped: AtomicU64,
     /// Records whose Loki label set was over `max_label_sets` (sent with `_other_` values).
     pub label_overflow: AtomicU64,
+    /// Records cut to the sink's message size limit (syslog `max_message_size`).
+    pub truncated: AtomicU64,
     /// Requests sent, and their total time in microseconds.
     pub requests: AtomicU64,
     pub request_micros: AtomicU64,
@@ -114,6 +116,7 @@ impl Default for SinkStats {
             rejected: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             label_overflow: AtomicU64::new(0),
+            truncated: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             request_micros: AtomicU64::new(0),
             latency: Histogram::new([
@@ -160,6 +163,7 @@ impl SinkStats {
             rejected = g(&self.rejected),
             dropped = g(&self.dropped),
             label_overflow = g(&self.label_overflow),
+            truncated = g(&self.truncated),
             requests = g(&self.requests),
             "sink statistics"
         );

@@ -185,6 +185,11 @@ impl Collector for TelemetryCollector {
             "sink_dropped_records",
             "Records not queued because the queue was full (when_full: drop_newest)."
         );
+        sink_counter!(
+            truncated,
+            "sink_truncated_records",
+            "Records cut to the sink's message size limit."
+        );
         sink_counter!(requests, "sink_requests", "Requests sent.");
         {
             let mut m = encoder.encode_descriptor(

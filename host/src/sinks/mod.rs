@@ -12,6 +12,7 @@ pub mod file;
 pub mod http;
 pub mod loki;
 pub mod stdout;
+pub mod tcp;
 pub mod util;
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub enum SinkConfig {
     Elasticsearch(Box<elasticsearch::ElasticsearchConfig>),
     /// Grafana Loki's push API.
     Loki(Box<loki::LokiConfig>),
+    /// Lines over TCP or TLS (Logstash's `tcp` input with `json_lines`).
+    Tcp(Box<tcp::TcpSinkConfig>),
 }
 
 /// What a sink may need from the others when it starts.
@@ -98,6 +101,7 @@ impl SinkConfig {
             SinkConfig::Http(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Elasticsearch(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Loki(c) => c.spawn(name, input, exit, ctx),
+            SinkConfig::Tcp(c) => c.spawn(name, input, exit, ctx),
         }
     }
 
@@ -109,6 +113,7 @@ impl SinkConfig {
             SinkConfig::Http(_) => "http",
             SinkConfig::Elasticsearch(_) => "elasticsearch",
             SinkConfig::Loki(_) => "loki",
+            SinkConfig::Tcp(_) => "tcp",
         }
     }
 
@@ -124,6 +129,7 @@ impl SinkConfig {
             SinkConfig::Http(c) => Some((c.settings().map(drop), c.options())),
             SinkConfig::Elasticsearch(c) => Some((c.settings().map(drop), c.options())),
             SinkConfig::Loki(c) => Some((c.settings().map(drop), c.options())),
+            SinkConfig::Tcp(c) => Some((c.check(), c.options())),
         }
     }
 
@@ -175,6 +181,13 @@ impl SinkConfig {
             SinkConfig::Http(c) => format!("http {} {}", c.method, c.url),
             SinkConfig::Elasticsearch(c) => format!("elasticsearch {} index {}", c.url, c.index),
             SinkConfig::Loki(c) => format!("loki {} ({:?})", c.url, c.encoding).to_lowercase(),
+            SinkConfig::Tcp(c) => format!(
+                "tcp {}{} ({:?})",
+                c.address,
+                if c.tls.is_some() { " tls" } else { "" },
+                c.format
+            )
+            .to_lowercase(),
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
 use super::util::delivery::{self, Encoder, remote_sink_config};
+use super::util::template::Template;
 use super::util::http::{Compression, HttpSettings, Secret};
 use super::{SinkBatch, SinkContext, SinkExit};
 
@@ -100,62 +101,6 @@ impl LokiConfig {
         let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
         delivery::start(name, transport, self.options(), input, exit, ctx)?;
         Ok(())
-    }
-}
-
-/// A label value: literal text with `{name}` placeholders.
-#[derive(Debug, Clone)]
-enum Piece {
-    Text(String),
-    Var(String),
-}
-
-#[derive(Debug, Clone)]
-struct Template(Vec<Piece>);
-
-impl Template {
-    fn parse(s: &str) -> Template {
-        let mut pieces = Vec::new();
-        let mut rest = s;
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}') else {
-                break;
-            };
-            if open > 0 {
-                pieces.push(Piece::Text(rest[..open].to_string()));
-            }
-            pieces.push(Piece::Var(rest[open + 1..open + close].to_string()));
-            rest = &rest[open + close + 1..];
-        }
-        if !rest.is_empty() {
-            pieces.push(Piece::Text(rest.to_string()));
-        }
-        Template(pieces)
-    }
-
-    /// Whether a record's fields fill it (unbounded values), as opposed to text, `{stream}` and
-    /// `{file}` (bounded by the configuration).
-    fn uses_fields(&self) -> bool {
-        self.0
-            .iter()
-            .any(|p| matches!(p, Piece::Var(v) if v != "stream" && v != "file"))
-    }
-
-    fn render(&self, batch: &crate::event::Batch, i: usize) -> String {
-        let mut out = String::new();
-        for p in &self.0 {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Var(v) if v == "stream" => out.push_str(&batch.source.stream),
-                Piece::Var(v) if v == "file" => out.push_str(&batch.source.path.to_string_lossy()),
-                Piece::Var(v) => match batch.fields(i).and_then(|f| f.get(v)) {
-                    Some(serde_json::Value::String(s)) => out.push_str(s),
-                    Some(other) => out.push_str(&other.to_string()),
-                    None => {}
-                },
-            }
-        }
-        out
     }
 }
 
