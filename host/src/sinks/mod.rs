@@ -10,6 +10,7 @@
 pub mod elasticsearch;
 pub mod file;
 pub mod http;
+pub mod kafka;
 pub mod loki;
 pub mod stdout;
 pub mod tcp;
@@ -57,6 +58,8 @@ pub enum SinkConfig {
     Loki(Box<loki::LokiConfig>),
     /// Lines over TCP or TLS (Logstash's `tcp` input with `json_lines`).
     Tcp(Box<tcp::TcpSinkConfig>),
+    /// Records produced to Kafka topics.
+    Kafka(Box<kafka::KafkaConfig>),
 }
 
 /// What a sink may need from the others when it starts.
@@ -102,6 +105,7 @@ impl SinkConfig {
             SinkConfig::Elasticsearch(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Loki(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Tcp(c) => c.spawn(name, input, exit, ctx),
+            SinkConfig::Kafka(c) => c.spawn(name, input, exit, ctx),
         }
     }
 
@@ -114,6 +118,7 @@ impl SinkConfig {
             SinkConfig::Elasticsearch(_) => "elasticsearch",
             SinkConfig::Loki(_) => "loki",
             SinkConfig::Tcp(_) => "tcp",
+            SinkConfig::Kafka(_) => "kafka",
         }
     }
 
@@ -130,6 +135,7 @@ impl SinkConfig {
             SinkConfig::Elasticsearch(c) => Some((c.settings().map(drop), c.options())),
             SinkConfig::Loki(c) => Some((c.settings().map(drop), c.options())),
             SinkConfig::Tcp(c) => Some((c.check(), c.options())),
+            SinkConfig::Kafka(c) => Some((c.check(), c.options())),
         }
     }
 
@@ -186,6 +192,13 @@ impl SinkConfig {
                 c.address,
                 if c.tls.is_some() { " tls" } else { "" },
                 c.format
+            )
+            .to_lowercase(),
+            SinkConfig::Kafka(c) => format!(
+                "kafka {} acks {:?}, compression {:?}",
+                c.bootstrap_servers.join(","),
+                c.acks,
+                c.compression
             )
             .to_lowercase(),
         }
