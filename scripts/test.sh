@@ -21,7 +21,9 @@ fi
 # The syslog sink tests send to a real rsyslog (started by the tests, on free ports, with their
 # own configuration; no system daemon).
 if ! command -v rsyslogd >/dev/null || ! [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ]; then
-  ${SUDO:-$(command -v sudo || true)} apt-get install -y --no-install-recommends rsyslog rsyslog-openssl >/dev/null
+  sudo=$(command -v sudo || true)
+  $sudo apt-get install -y --no-install-recommends rsyslog rsyslog-openssl >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends rsyslog rsyslog-openssl >/dev/null; }
 fi
 
 cargo fmt --all -- --check

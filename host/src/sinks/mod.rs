@@ -13,6 +13,7 @@ pub mod http;
 pub mod kafka;
 pub mod loki;
 pub mod stdout;
+pub mod syslog;
 pub mod tcp;
 pub mod util;
 
@@ -60,6 +61,8 @@ pub enum SinkConfig {
     Tcp(Box<tcp::TcpSinkConfig>),
     /// Records produced to Kafka topics.
     Kafka(Box<kafka::KafkaConfig>),
+    /// Syslog messages (RFC 5424 or 3164) over TCP, TLS or UDP.
+    Syslog(Box<syslog::SyslogConfig>),
 }
 
 /// What a sink may need from the others when it starts.
@@ -106,6 +109,7 @@ impl SinkConfig {
             SinkConfig::Loki(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Tcp(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Kafka(c) => c.spawn(name, input, exit, ctx),
+            SinkConfig::Syslog(c) => c.spawn(name, input, exit, ctx),
         }
     }
 
@@ -119,6 +123,7 @@ impl SinkConfig {
             SinkConfig::Loki(_) => "loki",
             SinkConfig::Tcp(_) => "tcp",
             SinkConfig::Kafka(_) => "kafka",
+            SinkConfig::Syslog(_) => "syslog",
         }
     }
 
@@ -136,6 +141,7 @@ impl SinkConfig {
             SinkConfig::Loki(c) => Some((c.settings().map(drop), c.options())),
             SinkConfig::Tcp(c) => Some((c.check(), c.options())),
             SinkConfig::Kafka(c) => Some((c.check(), c.options())),
+            SinkConfig::Syslog(c) => Some((c.check(), c.options())),
         }
     }
 
@@ -201,6 +207,9 @@ impl SinkConfig {
                 c.compression
             )
             .to_lowercase(),
+            SinkConfig::Syslog(c) => {
+                format!("syslog {} {:?} {:?}", c.address, c.protocol, c.format).to_lowercase()
+            }
         }
     }
 }
