@@ -60,7 +60,10 @@ impl Broker {
             .spawn()
             .expect("starting tansu");
         assert!(
-            wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(addr).is_ok()),
+            wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(
+                addr
+            )
+            .is_ok()),
             "tansu did not listen on {addr}"
         );
         Broker { child, addr }
@@ -122,7 +125,11 @@ fn consume(addr: SocketAddr, topic: &str, partitions: i32) -> Vec<Got> {
         let mut all = Vec::new();
         for p in 0..partitions {
             let pc = client
-                .partition_client(topic, p, rskafka::client::partition::UnknownTopicHandling::Retry)
+                .partition_client(
+                    topic,
+                    p,
+                    rskafka::client::partition::UnknownTopicHandling::Retry,
+                )
                 .await
                 .unwrap();
             let mut offset = 0;
@@ -131,7 +138,11 @@ fn consume(addr: SocketAddr, topic: &str, partitions: i32) -> Vec<Got> {
                 for r in &records {
                     all.push(Got {
                         partition: p,
-                        key: r.record.key.as_ref().map(|k| String::from_utf8(k.clone()).unwrap()),
+                        key: r
+                            .record
+                            .key
+                            .as_ref()
+                            .map(|k| String::from_utf8(k.clone()).unwrap()),
                         value: serde_json::from_slice(r.record.value.as_deref().unwrap()).unwrap(),
                         headers: r
                             .record
@@ -168,7 +179,9 @@ fn write_lines(path: &Path, range: std::ops::Range<u64>) {
     let mut s = String::new();
     for i in range {
         let pod = PODS[(i % PODS.len() as u64) as usize];
-        s.push_str(&format!("{{\"seq\":{i},\"pod\":\"{pod}\",\"msg\":\"grüße {i}\"}}\n"));
+        s.push_str(&format!(
+            "{{\"seq\":{i},\"pod\":\"{pod}\",\"msg\":\"grüße {i}\"}}\n"
+        ));
     }
     fs::OpenOptions::new()
         .create(true)
@@ -210,7 +223,11 @@ fn every_line_with_its_key_headers_and_partition() {
         s.sort_unstable();
         s
     };
-    assert_eq!(seqs, (0..2000).collect::<Vec<_>>(), "every line exactly once");
+    assert_eq!(
+        seqs,
+        (0..2000).collect::<Vec<_>>(),
+        "every line exactly once"
+    );
     let mut partition_of: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
     for g in &got {
         let pod = g.value["fields"]["pod"].as_str().unwrap();

@@ -183,7 +183,11 @@ fn a_server_restarted_mid_stream_loses_nothing() {
     let log = d.join("app.log");
     json_lines(&log, 0..300);
     let mut tc = Tailcar::start(d, &["run", "--config", cfg.to_str().unwrap()]);
-    assert!(wait_until(T, || server.lines().len() >= 300), "{}", tc.stderr());
+    assert!(
+        wait_until(T, || server.lines().len() >= 300),
+        "{}",
+        tc.stderr()
+    );
     let before = server.lines();
     server.stop();
     // Written while the server is down: retried until it is back.
@@ -205,7 +209,10 @@ fn a_server_restarted_mid_stream_loses_nothing() {
         tc.stderr()
     );
     tc.stop();
-    let all: Vec<u64> = seqs(&before).into_iter().chain(seqs(&server.lines())).collect();
+    let all: Vec<u64> = seqs(&before)
+        .into_iter()
+        .chain(seqs(&server.lines()))
+        .collect();
     let distinct: std::collections::BTreeSet<u64> = all.iter().copied().collect();
     assert_eq!(distinct, (0..900).collect());
     assert!(
@@ -260,7 +267,10 @@ fn tls_with_a_ca_file_and_raw_lines_byte_for_byte() {
     tc.stop();
     assert_eq!(
         server.lines(),
-        vec![b"plain line".to_vec(), "utf-8: grüße, 日本\ttab".as_bytes().to_vec()]
+        vec![
+            b"plain line".to_vec(),
+            "utf-8: grüße, 日本\ttab".as_bytes().to_vec()
+        ]
     );
 }
 

@@ -18,7 +18,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ParseResponseErrorCode;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, BrokerId, MetadataRequest, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest, TopicName, metadata_request::MetadataRequestTopic,
+    SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
+    metadata_request::MetadataRequestTopic,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,8 +30,15 @@ use crate::sinks::util::net::{Conn, Connector};
 /// SASL authentication.
 #[derive(Debug, Clone)]
 pub enum Sasl {
-    Plain { user: String, password: String },
-    Scram { hash: Hash, user: String, password: String },
+    Plain {
+        user: String,
+        password: String,
+    },
+    Scram {
+        hash: Hash,
+        user: String,
+        password: String,
+    },
 }
 
 /// What every connection needs.
@@ -68,11 +76,10 @@ impl BrokerConn {
 
     /// The highest version of `key` both sides speak, within `ours`.
     pub fn version(&self, key: ApiKey, ours: std::ops::RangeInclusive<i16>) -> Result<i16> {
-        let (min, max) = self
-            .versions
-            .get(&(key as i16))
-            .copied()
-            .with_context(|| format!("the broker at {} does not support {key:?}", self.address))?;
+        let (min, max) =
+            self.versions.get(&(key as i16)).copied().with_context(|| {
+                format!("the broker at {} does not support {key:?}", self.address)
+            })?;
         let v = (*ours.end()).min(max);
         if v < *ours.start() || v < min {
             bail!(
@@ -102,13 +109,19 @@ impl BrokerConn {
         if self.conn.is_some() {
             return Ok(());
         }
-        let connector = Connector::new(&self.address, self.config.tls.as_ref(), self.config.timeout)?;
+        let connector =
+            Connector::new(&self.address, self.config.tls.as_ref(), self.config.timeout)?;
         self.conn = Some(connector.connect().await?);
         // ApiVersions v3 is answered by every broker since Kafka 2.4 (a v0 header either way).
         let response = self
-            .exchange(ApiVersionsRequest::default()
-                .with_client_software_name(StrBytes::from_static_str("tailcar"))
-                .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION"))), 3)
+            .exchange(
+                ApiVersionsRequest::default()
+                    .with_client_software_name(StrBytes::from_static_str("tailcar"))
+                    .with_client_software_version(StrBytes::from_static_str(env!(
+                        "CARGO_PKG_VERSION"
+                    ))),
+                3,
+            )
             .await
             .context("asking the broker's API versions")?;
         if let Some(e) = response.error_code.err() {
@@ -128,19 +141,27 @@ impl BrokerConn {
     async fn authenticate(&mut self, sasl: &Sasl) -> Result<()> {
         let mechanism = match sasl {
             Sasl::Plain { .. } => "PLAIN",
-            Sasl::Scram { hash: Hash::Sha256, .. } => "SCRAM-SHA-256",
-            Sasl::Scram { hash: Hash::Sha512, .. } => "SCRAM-SHA-512",
+            Sasl::Scram {
+                hash: Hash::Sha256, ..
+            } => "SCRAM-SHA-256",
+            Sasl::Scram {
+                hash: Hash::Sha512, ..
+            } => "SCRAM-SHA-512",
         };
         let v = self.version(ApiKey::SaslHandshake, 1..=1)?;
         let hs = self
             .exchange(
-                SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+                SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism)),
                 v,
             )
             .await?;
         if let Some(e) = hs.error_code.err() {
             let offered: Vec<&str> = hs.mechanisms.iter().map(|m| m.as_str()).collect();
-            bail!("SASL {mechanism}: {e} (the broker offers {})", offered.join(", "));
+            bail!(
+                "SASL {mechanism}: {e} (the broker offers {})",
+                offered.join(", ")
+            );
         }
         match sasl {
             Sasl::Plain { user, password } => {
@@ -249,7 +270,10 @@ impl BrokerConn {
             }
             Err(_) => {
                 self.conn = None;
-                bail!("talking to {address}: no answer within {:?}", self.config.timeout);
+                bail!(
+                    "talking to {address}: no answer within {:?}",
+                    self.config.timeout
+                );
             }
         };
         let decoded = (|| {

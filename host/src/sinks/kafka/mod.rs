@@ -321,7 +321,11 @@ impl Transport for KafkaTransport {
                     start..data.len()
                 };
                 let key = self.key.as_ref().map(|k| span(&mut data, k));
-                let headers = self.headers.iter().map(|(_, t)| span(&mut data, t)).collect();
+                let headers = self
+                    .headers
+                    .iter()
+                    .map(|(_, t)| span(&mut data, t))
+                    .collect();
                 let start = data.len();
                 encode_range(batch, i..i + 1, self.format, &mut data)
                     .expect("writing to a Vec cannot fail");
@@ -379,9 +383,12 @@ impl KafkaTransport {
             .cloned()
             .collect();
         if !missing.is_empty() {
-            cluster.refresh(&payload.topics).await.context("asking for metadata")?;
+            cluster
+                .refresh(&payload.topics)
+                .await
+                .context("asking for metadata")?;
             for t in &payload.topics {
-                if !cluster.topics.get(t).is_some_and(|m| !m.leaders.is_empty()) {
+                if cluster.topics.get(t).is_none_or(|m| m.leaders.is_empty()) {
                     anyhow::bail!("topic `{t}` does not exist (or has no partitions)");
                 }
             }
@@ -400,11 +407,18 @@ impl KafkaTransport {
         Ok(outcome)
     }
 
-    fn partition(&self, payload: &Payload, cluster: &Cluster) -> HashMap<(usize, i32), PartitionBatch> {
+    fn partition(
+        &self,
+        payload: &Payload,
+        cluster: &Cluster,
+    ) -> HashMap<(usize, i32), PartitionBatch> {
         let turn = self.round_robin.fetch_add(1, Ordering::Relaxed);
         let mut batches: HashMap<(usize, i32), PartitionBatch> = HashMap::new();
         for (i, r) in payload.records.iter().enumerate() {
-            let count = cluster.topics[&payload.topics[r.topic]].leaders.len().max(1);
+            let count = cluster.topics[&payload.topics[r.topic]]
+                .leaders
+                .len()
+                .max(1);
             let partition = match &r.key {
                 Some(k) => (murmur2(&payload.data[k.clone()]) & 0x7fff_ffff) as usize % count,
                 None => (turn + r.topic) % count,
@@ -439,7 +453,7 @@ impl KafkaTransport {
             for key in keys {
                 let b = batches.get_mut(&key).expect("listed above");
                 if b.status == Status::Pending
-                    && !b.sequence.is_some_and(|(p, e, _)| (p, e) == (pid, epoch))
+                    && b.sequence.is_none_or(|(p, e, _)| (p, e) != (pid, epoch))
                 {
                     let next = producer
                         .sequences
@@ -536,7 +550,9 @@ impl KafkaTransport {
         if cluster.brokers.is_empty() {
             cluster.refresh(&[]).await.context("asking for metadata")?;
         }
-        let conn = cluster.any_broker().context("the cluster lists no brokers")?;
+        let conn = cluster
+            .any_broker()
+            .context("the cluster lists no brokers")?;
         let mut conn = conn.lock().await;
         let version = match conn.request_version(ApiKey::InitProducerId, 0..=4).await {
             Ok(v) => v,
@@ -695,7 +711,12 @@ fn summarise(
     let mut permanent: Vec<(usize, String)> = batches
         .values()
         .filter_map(|b| match &b.status {
-            Status::Failed(why) => Some(b.records.iter().map(|&i| (i, why.clone())).collect::<Vec<_>>()),
+            Status::Failed(why) => Some(
+                b.records
+                    .iter()
+                    .map(|&i| (i, why.clone()))
+                    .collect::<Vec<_>>(),
+            ),
             _ => None,
         })
         .flatten()
@@ -758,7 +779,10 @@ mod tests {
             (b"foobar", -790332482),
             (b"a-little-bit-long-string", -985981536),
             (b"a-little-bit-longer-string", -1486304829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             (b"abc", 479470107),
         ] {
             assert_eq!(murmur2(input), want, "{}", String::from_utf8_lossy(input));

@@ -108,10 +108,7 @@ impl Scram {
         let client_key = hmac::sign(&salted_key, b"Client Key");
         let stored_key = digest::digest(self.hash.digest(), client_key.as_ref());
         let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!(
-            "{},{server_first},{without_proof}",
-            self.client_first_bare
-        );
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
         let signature = hmac::sign(
             &hmac::Key::new(self.hash.hmac(), stored_key.as_ref()),
             auth_message.as_bytes(),

@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
 use super::util::delivery::{self, Encoder, remote_sink_config};
-use super::util::template::Template;
 use super::util::http::{Compression, HttpSettings, Secret};
+use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
 
 /// The push body encoding.

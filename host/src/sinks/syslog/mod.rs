@@ -366,9 +366,30 @@ fn facility_code(s: &str) -> Option<u8> {
         return (n <= 23).then_some(n);
     }
     const NAMES: [&str; 24] = [
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-        "authpriv", "ftp", "ntp", "security", "console", "solaris-cron", "local0", "local1",
-        "local2", "local3", "local4", "local5", "local6", "local7",
+        "kern",
+        "user",
+        "mail",
+        "daemon",
+        "auth",
+        "syslog",
+        "lpr",
+        "news",
+        "uucp",
+        "cron",
+        "authpriv",
+        "ftp",
+        "ntp",
+        "security",
+        "console",
+        "solaris-cron",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
     ];
     let s = s.trim().to_ascii_lowercase();
     NAMES.iter().position(|n| *n == s).map(|p| p as u8)
@@ -399,7 +420,10 @@ mod tests {
             stream: "access".into(),
             path: "/var/log/app/access.log".into(),
         });
-        let mut b = Batch::new(src, SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
+        let mut b = Batch::new(
+            src,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        );
         b.push_line(line, 0, 0);
         b.fields_mut()[0].insert("level".into(), level.into());
         b
@@ -411,7 +435,10 @@ mod tests {
         let mut out = Vec::new();
         assert!(!f.write(&batch(b"multi\nline \xc3\xbc", "error"), 0, &mut out));
         let msg = "<155>1 2023-11-14T22:13:20.123000Z web-7f9c access - - - multi\nline ü";
-        assert_eq!(String::from_utf8(out).unwrap(), format!("{} {msg}", msg.len()));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{} {msg}", msg.len())
+        );
     }
 
     #[test]
@@ -421,7 +448,10 @@ mod tests {
         let long = "é".repeat(400);
         assert!(f.write(&batch(long.as_bytes(), "warn"), 0, &mut out));
         let text = String::from_utf8(out).expect("cut between characters");
-        assert!(text.starts_with("<156>Nov 14 22:13:20 web-7f9c access: éé"), "{text}");
+        assert!(
+            text.starts_with("<156>Nov 14 22:13:20 web-7f9c access: éé"),
+            "{text}"
+        );
         assert!(text.len() <= 481 && text.ends_with("é\n"), "{}", text.len());
     }
 

@@ -66,7 +66,9 @@ impl Connector {
             Some(t) => {
                 let config = tls_client_config(t)?;
                 let name = rustls_pki_types::ServerName::try_from(host_of(address).to_string())
-                    .with_context(|| format!("`{}` is not a valid TLS server name", host_of(address)))?;
+                    .with_context(|| {
+                        format!("`{}` is not a valid TLS server name", host_of(address))
+                    })?;
                 Some((TlsConnector::from(Arc::new(config)), name))
             }
         };
@@ -245,7 +247,9 @@ impl DatagramSender {
             } else {
                 "[::]:0".parse()?
             };
-            let s = UdpSocket::bind(local).await.context("opening a UDP socket")?;
+            let s = UdpSocket::bind(local)
+                .await
+                .context("opening a UDP socket")?;
             s.connect(target)
                 .await
                 .with_context(|| format!("connecting a UDP socket to {target}"))?;
