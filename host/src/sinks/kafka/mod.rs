@@ -169,10 +169,7 @@ impl KafkaConfig {
         let Some(s) = &self.sasl else { return Ok(None) };
         let password = match (&s.password, &s.password_file) {
             (Some(p), None) => p.0.clone(),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .with_context(|| format!("reading password_file {}", f.display()))?
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
+            (None, Some(f)) => super::util::http::read_secret(f)?,
             _ => anyhow::bail!("give `password` or `password_file`"),
         };
         let user = s.user.clone();

@@ -58,7 +58,7 @@ pub enum Compression {
     None,
 }
 
-fn read_secret(path: &PathBuf) -> Result<String> {
+pub(crate) fn read_secret(path: &PathBuf) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading secret file {}", path.display()))?;
     Ok(text.trim_end_matches(['\n', '\r']).to_string())
