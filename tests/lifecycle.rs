@@ -324,7 +324,7 @@ fn bad_configurations_name_the_file_the_key_and_the_reason() {
         ),
         (
             CONFIG.replace("type: stdout", "type: stdot"),
-            "sinks.access_out.type: unknown variant `stdot`, expected one of `stdout`, `file`, `http`, `elasticsearch`, `loki`, `tcp`, `kafka`, `syslog` at line 12 column 23",
+            "sinks.access_out.type: unknown variant `stdot`, expected one of `stdout`, `file`, `http`, `elasticsearch`, `loki`, `tcp`, `kafka`, `syslog`, `otlp` at line 12 column 23",
         ),
         (
             CONFIG.replace(

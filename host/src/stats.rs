@@ -98,6 +98,9 @@ pub struct SinkStats {
     pub label_overflow: AtomicU64,
     /// Records cut to the sink's message size limit (syslog `max_message_size`).
     pub truncated: AtomicU64,
+    /// Records a server said it refused inside a successful answer (OTLP partial success),
+    /// without saying which: counted, not sent again.
+    pub server_rejected: AtomicU64,
     /// Requests sent, and their total time in microseconds.
     pub requests: AtomicU64,
     pub request_micros: AtomicU64,
@@ -117,6 +120,7 @@ impl Default for SinkStats {
             dropped: AtomicU64::new(0),
             label_overflow: AtomicU64::new(0),
             truncated: AtomicU64::new(0),
+            server_rejected: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             request_micros: AtomicU64::new(0),
             latency: Histogram::new([
@@ -164,6 +168,7 @@ impl SinkStats {
             dropped = g(&self.dropped),
             label_overflow = g(&self.label_overflow),
             truncated = g(&self.truncated),
+            server_rejected = g(&self.server_rejected),
             requests = g(&self.requests),
             "sink statistics"
         );

@@ -22,6 +22,8 @@ pub enum Reply {
     Hang,
     /// An Elasticsearch bulk response: these statuses for the first items, 201 for the rest.
     Bulk(Vec<u16>),
+    /// This status, content type and body.
+    Body(u16, &'static str, Vec<u8>),
 }
 
 /// What the server does once the script is used up.
@@ -144,7 +146,9 @@ impl TestServer {
                                 }
                             };
                             let status = match &reply {
-                                Reply::Status(s) | Reply::RetryAfter(s, _) => *s,
+                                Reply::Status(s) | Reply::RetryAfter(s, _) | Reply::Body(s, ..) => {
+                                    *s
+                                }
                                 Reply::Hang => 0,
                                 Reply::Bulk(_) => 200,
                             };
@@ -160,7 +164,10 @@ impl TestServer {
                                 _ if (200..300).contains(&status) => vec![201; n_items],
                                 _ => Vec::new(),
                             };
-                            let response_body = bulk_body(&items);
+                            let response_body = match &reply {
+                                Reply::Body(_, _, body) => body.clone(),
+                                _ => bulk_body(&items).into_bytes(),
+                            };
                             rec.lock().unwrap().push(Received {
                                 method: parts.method.to_string(),
                                 path: parts.uri.to_string(),
@@ -181,6 +188,9 @@ impl TestServer {
                                     resp = resp.status(s).header("retry-after", secs.to_string())
                                 }
                                 Reply::Bulk(_) => resp = resp.status(200),
+                                Reply::Body(s, content_type, _) => {
+                                    resp = resp.status(s).header("content-type", content_type)
+                                }
                             }
                             Ok::<_, std::convert::Infallible>(
                                 resp.body(Full::new(Bytes::from(response_body))).unwrap(),

@@ -44,10 +44,20 @@ impl Tailcar {
 
     /// Starts tailcar; with `read_stdout` false its stdout pipe is never read (a stuck reader).
     pub fn start_with(dir: &Path, args: &[&str], read_stdout: bool) -> Tailcar {
+        Self::start_full(dir, args, &[], read_stdout)
+    }
+
+    /// Starts tailcar with extra environment variables (the Downward API ones, say).
+    pub fn start_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Tailcar {
+        Self::start_full(dir, args, env, true)
+    }
+
+    fn start_full(dir: &Path, args: &[&str], env: &[(&str, &str)], read_stdout: bool) -> Tailcar {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(dir)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

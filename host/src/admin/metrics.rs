@@ -190,6 +190,11 @@ impl Collector for TelemetryCollector {
             "sink_truncated_records",
             "Records cut to the sink's message size limit."
         );
+        sink_counter!(
+            server_rejected,
+            "sink_server_rejected_records",
+            "Records the server refused inside a successful answer (OTLP partial success)."
+        );
         sink_counter!(requests, "sink_requests", "Requests sent.");
         {
             let mut m = encoder.encode_descriptor(

@@ -12,6 +12,7 @@ pub mod file;
 pub mod http;
 pub mod kafka;
 pub mod loki;
+pub mod otlp;
 pub mod stdout;
 pub mod syslog;
 pub mod tcp;
@@ -63,6 +64,8 @@ pub enum SinkConfig {
     Kafka(Box<kafka::KafkaConfig>),
     /// Syslog messages (RFC 5424 or 3164) over TCP, TLS or UDP.
     Syslog(Box<syslog::SyslogConfig>),
+    /// OpenTelemetry logs over OTLP/HTTP (protobuf or JSON).
+    Otlp(Box<otlp::OtlpConfig>),
 }
 
 /// What a sink may need from the others when it starts.
@@ -110,6 +113,7 @@ impl SinkConfig {
             SinkConfig::Tcp(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Kafka(c) => c.spawn(name, input, exit, ctx),
             SinkConfig::Syslog(c) => c.spawn(name, input, exit, ctx),
+            SinkConfig::Otlp(c) => c.spawn(name, input, exit, ctx),
         }
     }
 
@@ -124,6 +128,7 @@ impl SinkConfig {
             SinkConfig::Tcp(_) => "tcp",
             SinkConfig::Kafka(_) => "kafka",
             SinkConfig::Syslog(_) => "syslog",
+            SinkConfig::Otlp(_) => "otlp",
         }
     }
 
@@ -142,6 +147,7 @@ impl SinkConfig {
             SinkConfig::Tcp(c) => Some((c.check(), c.options())),
             SinkConfig::Kafka(c) => Some((c.check(), c.options())),
             SinkConfig::Syslog(c) => Some((c.check(), c.options())),
+            SinkConfig::Otlp(c) => Some((c.settings().map(drop), c.options())),
         }
     }
 
@@ -210,6 +216,7 @@ impl SinkConfig {
             SinkConfig::Syslog(c) => {
                 format!("syslog {} {:?} {:?}", c.address, c.protocol, c.format).to_lowercase()
             }
+            SinkConfig::Otlp(c) => format!("otlp {} ({:?})", c.endpoint, c.encoding).to_lowercase(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Templates for values a sink fills per record (Loki labels, Kafka topics and keys, syslog
-//! names): literal text with `{stream}`, `{file}` and `{FIELD}` placeholders. A field that is
-//! missing renders as nothing; a non-string field as its JSON text.
+//! names, OTLP resources): literal text with `{stream}`, `{file}` and `{FIELD}` placeholders;
+//! `{a.b}` reaches into objects (`{kubernetes.pod_name}`) when no field is named `a.b` itself. A
+//! field that is missing renders as nothing; a non-string field as its JSON text.
 
 use crate::event::Batch;
 
@@ -65,7 +66,7 @@ impl Template {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Var(v) if v == "stream" => out.push_str(&batch.source.stream),
                 Piece::Var(v) if v == "file" => out.push_str(&batch.source.path.to_string_lossy()),
-                Piece::Var(v) => match batch.fields(i).and_then(|f| f.get(v)) {
+                Piece::Var(v) => match batch.fields(i).and_then(|f| lookup(f, v)) {
                     Some(serde_json::Value::String(s)) => out.push_str(s),
                     Some(other) => out.push_str(&other.to_string()),
                     None => {}
@@ -75,9 +76,54 @@ impl Template {
     }
 }
 
+/// Field `name` of `fields`, or the value at its dotted path.
+fn lookup<'a>(fields: &'a crate::event::Fields, name: &str) -> Option<&'a serde_json::Value> {
+    if let Some(v) = fields.get(name) {
+        return Some(v);
+    }
+    let mut parts = name.split('.');
+    let mut v = fields.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
+}
+
 impl<'de> serde::Deserialize<'de> for Template {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Ok(Template::parse(&s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Source;
+    use std::sync::Arc;
+
+    #[test]
+    fn fills_stream_fields_and_dotted_paths() {
+        let source = Arc::new(Source {
+            stream: "web".into(),
+            path: "/logs/a.log".into(),
+        });
+        let mut b = Batch::new(source, std::time::SystemTime::UNIX_EPOCH);
+        b.push_line(b"x", 2, 0);
+        let serde_json::Value::Object(f) = serde_json::json!({
+            "n": 3, "kubernetes": {"pod_name": "web-1"}, "a.b": "flat"
+        }) else {
+            unreachable!()
+        };
+        b.fields_mut()[0] = f;
+        let t =
+            Template::parse("{stream}/{kubernetes.pod_name}/{n}/{a.b}/{kubernetes.none}{missing}!");
+        assert_eq!(t.render(&b, 0), "web/web-1/3/flat/!");
+        assert!(t.uses_fields());
+        assert_eq!(
+            Template::parse("{stream}-{file}").render(&b, 0),
+            "web-/logs/a.log"
+        );
+        assert_eq!(Template::parse("plain").as_text(), Some("plain"));
     }
 }
