@@ -16,23 +16,12 @@ FILE="$OUT/kafka-$LINES.log"
 PORT=${PORT:-19092}
 TANSU=${TANSU:-$HOME/.cargo/bin/tansu}
 
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+source bench/lib.sh
+bench_tools
 cargo build --release --quiet -p tailcar --bin tailcar
 BIN=target/release/tailcar
 
-if [ ! -s "$FILE" ]; then
-  python3 - "$FILE" "$LINES" <<'PY'
-import sys
-path, n = sys.argv[1], int(sys.argv[2])
-with open(path, "w") as f:
-    buf = []
-    for i in range(n):
-        buf.append(f"10.0.{i % 256}.{i % 7} - - [22/Nov/2026:10:00:00 +0000] \"GET /api/v1/items/{i} HTTP/1.1\" 200 {i % 9999} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\"\n")
-        if len(buf) == 100000:
-            f.write("".join(buf)); buf = []
-    f.write("".join(buf))
-PY
-fi
+access_lines "$FILE" "$LINES"
 bytes=$(stat -c %s "$FILE")
 
 for opts in "format: json" "format: raw" "format: json, compression: zstd" "format: json, compression: lz4"; do
@@ -52,11 +41,8 @@ streams:
 sinks:
   kafka: { type: kafka, bootstrap_servers: ["127.0.0.1:$PORT"], topic: bench, $opts }
 YAML
-  /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$BIN" run --once --log-level warn --config "$work/tailcar.yaml"
-  read -r wall user sys rss < "$work/time"
+  timed "$work/time" "$BIN" run --once --log-level warn --config "$work/tailcar.yaml"
   kill "$BROKER"; wait "$BROKER" 2>/dev/null || true
-  printf "%-34s %9.0f records/s %6.1f MB/s of lines  %6.2f s wall  %5.2f s CPU  %5.1f MiB peak RSS\n" \
-    "$opts" "$(echo "$LINES / $wall" | bc -l)" "$(echo "$bytes / $wall / 1000000" | bc -l)" "$wall" \
-    "$(echo "$user + $sys" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  report "$opts" "$LINES" "$bytes" "$work/time"
   rm -rf "$work"
 done

@@ -54,19 +54,20 @@ fn max_in_flight() -> usize {
 
 impl TcpSinkConfig {
     /// Checks the settings; errors name the option.
+    /// Checks the address and the TLS settings, naming the option at fault.
     pub fn check(&self) -> anyhow::Result<()> {
+        super::util::net::check_address(&self.address)
+            .map_err(|e| anyhow::anyhow!("address: {e:#}"))?;
+        if let Some(t) = &self.tls {
+            super::util::http::tls_client_config(t).map_err(|e| anyhow::anyhow!("tls: {e:#}"))?;
+        }
         self.connector().map(drop)
     }
 
+    /// With the settings checked, only the TLS server name (the address's host) can fail here.
     fn connector(&self) -> anyhow::Result<Connector> {
-        Connector::new(&self.address, self.tls.as_ref(), self.request_timeout).map_err(|e| {
-            let key = if format!("{e:#}").contains("tls") {
-                "tls"
-            } else {
-                "address"
-            };
-            anyhow::anyhow!("{key}: {e:#}")
-        })
+        Connector::new(&self.address, self.tls.as_ref(), self.request_timeout)
+            .map_err(|e| anyhow::anyhow!("address: {e:#}"))
     }
 
     pub fn spawn(
