@@ -30,14 +30,23 @@ impl LineServer {
             .enable_all()
             .build()
             .unwrap();
-        let listener = rt
-            .block_on(async {
+        // Restarting on the same port: another process's ephemeral port can hold it for a
+        // moment, so keep trying for a few seconds.
+        let bind = || {
+            rt.block_on(async {
                 let socket = tokio::net::TcpSocket::new_v4()?;
                 socket.set_reuseaddr(true)?;
                 socket.bind(addr)?;
                 socket.listen(64)
             })
-            .expect("binding the line server");
+        };
+        let mut attempt = bind();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while attempt.is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            attempt = bind();
+        }
+        let listener = attempt.expect("binding the line server");
         let addr = listener.local_addr().unwrap();
         let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
         let rec = Arc::clone(&received);
