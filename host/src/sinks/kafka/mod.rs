@@ -74,12 +74,14 @@ pub enum Acks {
     None,
 }
 
-/// SASL mechanisms.
+/// SASL mechanisms, spelled as Kafka spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "SCREAMING-KEBAB-CASE")]
 pub enum Mechanism {
+    #[serde(rename = "PLAIN")]
     Plain,
+    #[serde(rename = "SCRAM-SHA-256")]
     ScramSha256,
+    #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
 }
 
@@ -784,5 +786,17 @@ mod tests {
         ] {
             assert_eq!(murmur2(input), want, "{}", String::from_utf8_lossy(input));
         }
+    }
+
+    #[test]
+    fn sasl_mechanisms_are_spelled_as_kafka_spells_them() {
+        for (text, want) in [
+            ("PLAIN", Mechanism::Plain),
+            ("SCRAM-SHA-256", Mechanism::ScramSha256),
+            ("SCRAM-SHA-512", Mechanism::ScramSha512),
+        ] {
+            assert_eq!(serde_yaml::from_str::<Mechanism>(text).unwrap(), want);
+        }
+        assert!(serde_yaml::from_str::<Mechanism>("SCRAM-SHA512").is_err());
     }
 }
