@@ -13,11 +13,11 @@ rustup target add wasm32-wasip2
 # The deployment tests validate the Kubernetes manifests offline against the API schemas.
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
   kubernetes-validate==1.31.0
-# The kafka sink tests produce to a real Kafka-protocol broker (tansu, memory storage). The
-# default features have no storage engine, hence dynostore. Built once (~8 min), then reused.
-if ! tansu --version 2>/dev/null | grep -q '0\.6\.0'; then
-  cargo install tansu --version 0.6.0 --locked --features dynostore --debug
-fi
+# The kafka sink tests produce to a real Kafka-protocol broker (tansu). Its default features have
+# no storage engine: dynostore gives memory storage, libsql SQLite (the SASL test keeps its users
+# across a broker restart). Built once (~10 min in debug); then cargo sees the same version and
+# features installed and does nothing.
+cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --debug
 # The syslog sink tests send to a real rsyslog (started by the tests, on free ports, with their
 # own configuration; no system daemon).
 if ! command -v rsyslogd >/dev/null || ! [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so ]; then
