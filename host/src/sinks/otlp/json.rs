@@ -3,112 +3,181 @@
 //! other bytes as base64, default values left out.
 
 use base64::Engine;
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::Value;
 
 use super::proto::{self, AnyValue, KeyValue, LogRecord};
 
-pub fn export_request(r: &proto::ExportLogsServiceRequest) -> Value {
-    json!({ "resourceLogs": r.resource_logs.iter().map(resource_logs).collect::<Vec<_>>() })
+/// A message in its OTLP/JSON form, written straight to the output (no value tree).
+pub struct Json<'a, T>(pub &'a T);
+
+/// Writes `r` as OTLP/JSON.
+pub fn write_export_request(r: &proto::ExportLogsServiceRequest, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, &Json(r)).expect("writing JSON to a Vec");
 }
 
-fn resource_logs(r: &proto::ResourceLogs) -> Value {
-    let mut o = Map::new();
-    if let Some(res) = &r.resource {
-        o.insert(
-            "resource".into(),
-            json!({ "attributes": key_values(&res.attributes) }),
-        );
+/// A list of messages.
+struct List<'a, T>(&'a [T]);
+
+impl<'a, T> Serialize for List<'a, T>
+where
+    Json<'a, T>: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            seq.serialize_element(&Json(item))?;
+        }
+        seq.end()
     }
-    let scopes: Vec<Value> = r
-        .scope_logs
-        .iter()
-        .map(|s| {
-            let mut o = Map::new();
-            if let Some(scope) = &s.scope {
-                o.insert(
-                    "scope".into(),
-                    json!({ "name": scope.name, "version": scope.version }),
-                );
+}
+
+impl Serialize for Json<'_, proto::ExportLogsServiceRequest> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("resourceLogs", &List(&self.0.resource_logs))?;
+        m.end()
+    }
+}
+
+impl Serialize for Json<'_, proto::ResourceLogs> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(res) = &self.0.resource {
+            m.serialize_entry("resource", &Json(res))?;
+        }
+        m.serialize_entry("scopeLogs", &List(&self.0.scope_logs))?;
+        m.end()
+    }
+}
+
+impl Serialize for Json<'_, proto::Resource> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("attributes", &List(&self.0.attributes))?;
+        m.end()
+    }
+}
+
+impl Serialize for Json<'_, proto::ScopeLogs> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if let Some(scope) = &self.0.scope {
+            m.serialize_entry("scope", &Json(scope))?;
+        }
+        m.serialize_entry("logRecords", &List(&self.0.log_records))?;
+        m.end()
+    }
+}
+
+impl Serialize for Json<'_, proto::InstrumentationScope> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("name", &self.0.name)?;
+        m.serialize_entry("version", &self.0.version)?;
+        m.end()
+    }
+}
+
+impl Serialize for Json<'_, LogRecord> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut m = s.serialize_map(None)?;
+        if r.time_unix_nano != 0 {
+            m.serialize_entry("timeUnixNano", &r.time_unix_nano.to_string())?;
+        }
+        if r.observed_time_unix_nano != 0 {
+            m.serialize_entry(
+                "observedTimeUnixNano",
+                &r.observed_time_unix_nano.to_string(),
+            )?;
+        }
+        if r.severity_number != 0 {
+            m.serialize_entry("severityNumber", &r.severity_number)?;
+        }
+        if !r.severity_text.is_empty() {
+            m.serialize_entry("severityText", &r.severity_text)?;
+        }
+        if let Some(body) = &r.body {
+            m.serialize_entry("body", &Json(body))?;
+        }
+        if !r.attributes.is_empty() {
+            m.serialize_entry("attributes", &List(&r.attributes))?;
+        }
+        if !r.trace_id.is_empty() {
+            m.serialize_entry("traceId", &hex(&r.trace_id))?;
+        }
+        if !r.span_id.is_empty() {
+            m.serialize_entry("spanId", &hex(&r.span_id))?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Json<'_, KeyValue> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("key", &self.0.key)?;
+        match &self.0.value {
+            Some(v) => m.serialize_entry("value", &Json(v))?,
+            None => m.serialize_entry("value", &Json(&AnyValue::default()))?,
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Json<'_, AnyValue> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use proto::Value as V;
+        let Some(v) = &self.0.value else {
+            return s.serialize_map(Some(0))?.end();
+        };
+        let mut m = s.serialize_map(Some(1))?;
+        match v {
+            V::StringValue(x) => m.serialize_entry("stringValue", x)?,
+            V::BoolValue(b) => m.serialize_entry("boolValue", b)?,
+            V::IntValue(i) => m.serialize_entry("intValue", &i.to_string())?,
+            V::DoubleValue(d) if d.is_finite() => m.serialize_entry("doubleValue", d)?,
+            V::DoubleValue(d) => {
+                let special = if d.is_nan() {
+                    "NaN"
+                } else if *d > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                };
+                m.serialize_entry("doubleValue", special)?
             }
-            o.insert(
-                "logRecords".into(),
-                s.log_records.iter().map(log_record).collect(),
-            );
-            Value::Object(o)
-        })
-        .collect();
-    o.insert("scopeLogs".into(), scopes.into());
-    Value::Object(o)
+            V::ArrayValue(a) => m.serialize_entry("arrayValue", &Values(&a.values))?,
+            V::KvlistValue(l) => m.serialize_entry("kvlistValue", &KvValues(&l.values))?,
+            V::BytesValue(b) => m.serialize_entry(
+                "bytesValue",
+                &base64::engine::general_purpose::STANDARD.encode(b),
+            )?,
+        }
+        m.end()
+    }
 }
 
-fn log_record(r: &LogRecord) -> Value {
-    let mut o = Map::new();
-    if r.time_unix_nano != 0 {
-        o.insert("timeUnixNano".into(), r.time_unix_nano.to_string().into());
+/// `{"values": [AnyValue...]}`.
+struct Values<'a>(&'a [AnyValue]);
+
+impl Serialize for Values<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("values", &List(self.0))?;
+        m.end()
     }
-    if r.observed_time_unix_nano != 0 {
-        o.insert(
-            "observedTimeUnixNano".into(),
-            r.observed_time_unix_nano.to_string().into(),
-        );
-    }
-    if r.severity_number != 0 {
-        o.insert("severityNumber".into(), r.severity_number.into());
-    }
-    if !r.severity_text.is_empty() {
-        o.insert("severityText".into(), r.severity_text.clone().into());
-    }
-    if let Some(body) = &r.body {
-        o.insert("body".into(), any_value(body));
-    }
-    if !r.attributes.is_empty() {
-        o.insert("attributes".into(), key_values(&r.attributes));
-    }
-    if !r.trace_id.is_empty() {
-        o.insert("traceId".into(), hex(&r.trace_id).into());
-    }
-    if !r.span_id.is_empty() {
-        o.insert("spanId".into(), hex(&r.span_id).into());
-    }
-    Value::Object(o)
 }
 
-fn key_values(kvs: &[KeyValue]) -> Value {
-    kvs.iter()
-        .map(|kv| {
-            json!({
-                "key": kv.key,
-                "value": kv.value.as_ref().map_or(json!({}), any_value),
-            })
-        })
-        .collect()
-}
+/// `{"values": [KeyValue...]}`.
+struct KvValues<'a>(&'a [KeyValue]);
 
-fn any_value(v: &AnyValue) -> Value {
-    use proto::Value as V;
-    match &v.value {
-        None => json!({}),
-        Some(V::StringValue(s)) => json!({ "stringValue": s }),
-        Some(V::BoolValue(b)) => json!({ "boolValue": b }),
-        Some(V::IntValue(i)) => json!({ "intValue": i.to_string() }),
-        Some(V::DoubleValue(d)) if d.is_finite() => json!({ "doubleValue": d }),
-        Some(V::DoubleValue(d)) => {
-            let special = if d.is_nan() {
-                "NaN"
-            } else if *d > 0.0 {
-                "Infinity"
-            } else {
-                "-Infinity"
-            };
-            json!({ "doubleValue": special })
-        }
-        Some(V::ArrayValue(a)) => {
-            json!({ "arrayValue": { "values": a.values.iter().map(any_value).collect::<Vec<_>>() } })
-        }
-        Some(V::KvlistValue(l)) => json!({ "kvlistValue": { "values": key_values(&l.values) } }),
-        Some(V::BytesValue(b)) => {
-            json!({ "bytesValue": base64::engine::general_purpose::STANDARD.encode(b) })
-        }
+impl Serialize for KvValues<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("values", &List(self.0))?;
+        m.end()
     }
 }
 
@@ -136,6 +205,14 @@ pub fn partial_success(body: &[u8]) -> Option<(u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn to_value<'a, T>(v: &'a T) -> Value
+    where
+        Json<'a, T>: Serialize,
+    {
+        serde_json::to_value(Json(v)).unwrap()
+    }
 
     #[test]
     fn values_follow_the_otlp_json_mapping() {
@@ -149,7 +226,7 @@ mod tests {
             span_id: vec![1; 8],
             ..Default::default()
         };
-        let v = log_record(&r);
+        let v = to_value(&r);
         assert_eq!(v["timeUnixNano"], "1700000000000000001");
         assert_eq!(v["severityNumber"], 9);
         assert_eq!(v["traceId"], "abababababababababababababababab");
@@ -162,7 +239,7 @@ mod tests {
             json!([{"boolValue": true}, {"doubleValue": 1.5}])
         );
         assert_eq!(kv[2], json!({"key": "raw", "value": {}}));
-        let bytes = any_value(&AnyValue {
+        let bytes = to_value(&AnyValue {
             value: Some(proto::Value::BytesValue(vec![0xff, 0])),
         });
         assert_eq!(bytes, json!({"bytesValue": "/wA="}));

@@ -346,8 +346,7 @@ impl Encoder for LogsEncoder {
         let export = self.export_request(request);
         match self.encoding {
             OtlpEncoding::Protobuf => export.encode(out).expect("a Vec grows to fit the message"),
-            OtlpEncoding::Json => serde_json::to_writer(out, &json::export_request(&export))
-                .expect("writing JSON to a Vec"),
+            OtlpEncoding::Json => json::write_export_request(&export, out),
         }
     }
 
