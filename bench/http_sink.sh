@@ -36,7 +36,7 @@ streams:
     paths: [$PWD/$FILE]
     sinks: [remote]
 sinks:
-  remote: { type: $sink, $(case $sink in otlp*) echo endpoint;; *) echo url;; esac): "http://127.0.0.1:$PORT" }
+  remote: { type: $sink, url: "http://127.0.0.1:$PORT" }
 YAML
   timed "$dir/time" "$BIN" run --once --log-level warn --config "$dir/tailcar.yaml"
   kill -TERM "$SERVER"; wait "$SERVER" || true

@@ -18,9 +18,9 @@ use support::*;
 
 const T: Duration = Duration::from_secs(60);
 
-fn write_config(dir: &Path, endpoint: &str, streams: &str, sink: &str) {
+fn write_config(dir: &Path, url: &str, streams: &str, sink: &str) {
     let text = format!(
-        "checkpoint_dir: {d}/ck\nadmin: {{ enabled: false }}\nstreams:\n{streams}sinks:\n  otel:\n    type: otlp\n    endpoint: {endpoint}\n    batch: {{ max_records: 100, timeout: 200ms }}\n    retry: {{ initial_backoff: 100ms, max_backoff: 1s }}\n{sink}",
+        "checkpoint_dir: {d}/ck\nadmin: {{ enabled: false }}\nstreams:\n{streams}sinks:\n  otel:\n    type: otlp\n    url: {url}\n    batch: {{ max_records: 100, timeout: 200ms }}\n    retry: {{ initial_backoff: 100ms, max_backoff: 1s }}\n{sink}",
         d = dir.display()
     );
     fs::write(dir.join("tailcar.yaml"), text).unwrap();
@@ -305,7 +305,7 @@ fn json_requests_retry_and_count_a_partial_success() {
 }
 
 #[test]
-fn a_bad_endpoint_is_named() {
+fn a_bad_url_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     fs::write(d.join("app.log"), "x\n").unwrap();
@@ -320,6 +320,6 @@ fn a_bad_endpoint_is_named() {
     );
     let (code, _, err) = run(d, &["check", "--config", "tailcar.yaml"]);
     assert_ne!(code, Some(0));
-    assert!(err.contains("sinks.otel.endpoint"), "{err}");
+    assert!(err.contains("sinks.otel.url"), "{err}");
     assert!(err.contains("tailcar.yaml"), "{err}");
 }

@@ -216,7 +216,7 @@ impl SinkConfig {
             SinkConfig::Syslog(c) => {
                 format!("syslog {} {:?} {:?}", c.address, c.protocol, c.format).to_lowercase()
             }
-            SinkConfig::Otlp(c) => format!("otlp {} ({:?})", c.endpoint, c.encoding).to_lowercase(),
+            SinkConfig::Otlp(c) => format!("otlp {} ({:?})", c.url, c.encoding).to_lowercase(),
         }
     }
 }

@@ -58,9 +58,9 @@ pub enum OtlpEncoding {
 remote_sink_config! {
     http:
     pub struct OtlpConfig {
-        /// The collector's OTLP/HTTP address, `http://otel-collector:4318`; `/v1/logs` is
-        /// appended unless the URL already ends with it.
-        pub endpoint: String,
+        /// The collector's OTLP/HTTP base URL, `http://otel-collector:4318`; `/v1/logs` is
+        /// appended unless the URL already ends with it (as `url` works for `loki`).
+        pub url: String,
         #[serde(default)]
         pub encoding: OtlpEncoding,
         /// `gzip` (default) or `none`.
@@ -106,7 +106,7 @@ const K8S: [(&str, &str, &str); 4] = [
 
 impl OtlpConfig {
     pub fn settings(&self) -> anyhow::Result<HttpSettings> {
-        let base = self.endpoint.trim_end_matches('/');
+        let base = self.url.trim_end_matches('/');
         let url = if base.ends_with("/v1/logs") {
             base.to_string()
         } else {
@@ -120,7 +120,6 @@ impl OtlpConfig {
             self.compression,
             self.request_timeout,
         )
-        .map_err(|e| anyhow::anyhow!("{}", format!("{e:#}").replacen("url:", "endpoint:", 1)))
     }
 
     pub fn spawn(
@@ -616,19 +615,18 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_gets_the_logs_path_once() {
-        let cfg = |endpoint: &str| -> OtlpConfig {
-            serde_yaml::from_str(&format!("endpoint: {endpoint}")).unwrap()
-        };
-        for (endpoint, url) in [
+    fn url_gets_the_logs_path_once() {
+        let cfg =
+            |url: &str| -> OtlpConfig { serde_yaml::from_str(&format!("url: {url}")).unwrap() };
+        for (base, url) in [
             ("http://c:4318", "http://c:4318/v1/logs"),
             ("http://c:4318/", "http://c:4318/v1/logs"),
             ("http://gw/otlp", "http://gw/otlp/v1/logs"),
             ("http://c:4318/v1/logs", "http://c:4318/v1/logs"),
         ] {
-            assert_eq!(cfg(endpoint).settings().unwrap().url.to_string(), url);
+            assert_eq!(cfg(base).settings().unwrap().url.to_string(), url);
         }
         let err = cfg("c:4318").settings().unwrap_err();
-        assert!(format!("{err:#}").starts_with("endpoint:"), "{err:#}");
+        assert!(format!("{err:#}").starts_with("url:"), "{err:#}");
     }
 }
