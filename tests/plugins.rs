@@ -277,7 +277,7 @@ fn bad_plugins_are_refused_at_start_with_their_path_and_reason() {
         (
             format!("      - path: {}", plugin("wrong_world").display()),
             format!(
-                "streams.access.plugins[0].path: {}: it does not implement tailcar's world `tailcar:plugin/plugin@0.1.0`",
+                "streams.access.plugins[0].path: {}: it does not implement tailcar's world `tailcar:plugin/plugin@0.2.0`",
                 plugin("wrong_world").display()
             ),
         ),

@@ -1,8 +1,8 @@
 //! `tailcar-plugin`: write tailcar parser and filter plugins in Rust.
 //!
 //! A plugin is a type implementing [`Plugin`] plus one [`export!`] line. tailcar calls the plugin
-//! once per batch; this crate turns the packed batch of the WIT interface (`wit/plugin.wit`) into
-//! one [`Record`] at a time and builds the packed output from what [`Plugin::process`] decides.
+//! once per batch; this crate turns the batch columns of the WIT interface (`wit/plugin.wit`) into
+//! one [`Record`] at a time and builds the output columns from what [`Plugin::process`] decides.
 //! Nothing is copied for a record that is kept unchanged, and field values are borrowed from the
 //! batch until a plugin changes them.
 //!
@@ -26,6 +26,7 @@
 //! Plugins are tested natively with [`testing::Harness`] (`cargo test`, no wasm needed), and built
 //! with `cargo build --release --target wasm32-wasip2`.
 
+mod columns;
 mod output;
 mod record;
 pub mod testing;
@@ -42,7 +43,7 @@ pub use value::Value;
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "tailcar:plugin/plugin@0.1.0",
+        world: "tailcar:plugin/plugin@0.2.0",
         pub_export_macro: true,
         export_macro_name: "export_world",
         default_bindings_module: "tailcar_plugin::bindings",

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use crate::columns::{FieldRange, NO_TIME, slice};
 use crate::value::Value;
 use crate::{Timestamp, wit};
 
@@ -71,33 +72,11 @@ pub struct Record<'a> {
     index: usize,
     input_line: &'a [u8],
     input_time: Option<Timestamp>,
-    input_fields: &'a [wit::Field],
+    input_fields: FieldRange<'a>,
     pub(crate) line: Option<Vec<u8>>,
     pub(crate) time: Option<Timestamp>,
     pub(crate) fields: Option<FieldList<'a>>,
     pub(crate) route: Option<Vec<String>>,
-}
-
-fn slice(buf: &[u8], span: wit::Span) -> &[u8] {
-    let start = span.start as usize;
-    buf.get(start..start.saturating_add(span.len as usize))
-        .unwrap_or_default()
-}
-
-/// Text the host wrote into `strings` (always UTF-8; anything else reads as empty).
-pub(crate) fn text(buf: &[u8], span: wit::Span) -> &str {
-    std::str::from_utf8(slice(buf, span)).unwrap_or_default()
-}
-
-pub(crate) fn decode_value<'a>(strings: &'a [u8], v: &wit::Value) -> Value<'a> {
-    match v {
-        wit::Value::Null => Value::Null,
-        wit::Value::Boolean(b) => Value::Bool(*b),
-        wit::Value::Integer(n) => Value::Int(*n),
-        wit::Value::Float(f) => Value::Float(*f),
-        wit::Value::Text(s) => Value::Str(Cow::Borrowed(text(strings, *s))),
-        wit::Value::Json(s) => Value::Json(Cow::Borrowed(text(strings, *s))),
-    }
 }
 
 fn reborrow<'s>(v: &'s Value<'_>) -> Value<'s> {
@@ -111,17 +90,32 @@ fn reborrow<'s>(v: &'s Value<'_>) -> Value<'s> {
     }
 }
 
+/// Record `index`'s line in a batch.
+pub(crate) fn input_line(batch: &wit::Batch, index: usize) -> &[u8] {
+    let start = if index == 0 {
+        0
+    } else {
+        batch.line_ends[index - 1]
+    };
+    slice(&batch.data, start, batch.line_ends[index])
+}
+
+/// Record `index`'s event time in a batch.
+pub(crate) fn input_time(batch: &wit::Batch, index: usize) -> Option<Timestamp> {
+    let t = &batch.times;
+    match (t.seconds.get(index), t.nanos.get(index)) {
+        (Some(&seconds), Some(&nanos)) if nanos != NO_TIME => Some(Timestamp { seconds, nanos }),
+        _ => None,
+    }
+}
+
 impl<'a> Record<'a> {
-    pub(crate) fn new(batch: &'a wit::Batch, index: usize, fields: &'a [wit::Field]) -> Self {
-        let entry = &batch.records[index];
+    pub(crate) fn new(batch: &'a wit::Batch, index: usize, fields: FieldRange<'a>) -> Self {
         Record {
             batch,
             index,
-            input_line: slice(&batch.data, entry.line),
-            input_time: entry.time.map(|t| Timestamp {
-                seconds: t.seconds,
-                nanos: t.nanos,
-            }),
+            input_line: input_line(batch, index),
+            input_time: input_time(batch, index),
             input_fields: fields,
             line: None,
             time: None,
@@ -188,8 +182,8 @@ impl<'a> Record<'a> {
             None => self
                 .input_fields
                 .iter()
-                .find(|f| text(&self.batch.strings, f.key) == key)
-                .map(|f| decode_value(&self.batch.strings, &f.value)),
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v),
         }
     }
 
@@ -197,33 +191,22 @@ impl<'a> Record<'a> {
     pub fn fields(&self) -> Vec<(&str, Value<'_>)> {
         match &self.fields {
             Some(list) => list.iter().map(|(k, v)| (&**k, reborrow(v))).collect(),
-            None => self
-                .input_fields
-                .iter()
-                .map(|f| {
-                    (
-                        text(&self.batch.strings, f.key),
-                        decode_value(&self.batch.strings, &f.value),
-                    )
-                })
-                .collect(),
+            None => self.input_fields.iter().collect(),
+        }
+    }
+
+    /// True when the record has at least one field.
+    pub fn has_fields(&self) -> bool {
+        match &self.fields {
+            Some(list) => !list.is_empty(),
+            None => !self.input_fields.is_empty(),
         }
     }
 
     fn fields_mut(&mut self) -> &mut FieldList<'a> {
-        let strings: &'a [u8] = &self.batch.strings;
         let input = self.input_fields;
-        self.fields.get_or_insert_with(|| {
-            input
-                .iter()
-                .map(|f| {
-                    (
-                        Cow::Borrowed(text(strings, f.key)),
-                        decode_value(strings, &f.value),
-                    )
-                })
-                .collect()
-        })
+        self.fields
+            .get_or_insert_with(|| input.iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect())
     }
 
     /// Sets field `key` (replacing its value if it exists, else appending it).

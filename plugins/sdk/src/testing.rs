@@ -12,8 +12,12 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
-use crate::record::{decode_value, text};
-use crate::{Config, Plugin, Timestamp, wit};
+use crate::columns::{
+    FIELDS, FieldCursor, FieldRange, LINE, ROUTE, TIME, empty_fields, empty_times, push_end,
+    push_field, slice,
+};
+use crate::record::{input_line, input_time};
+use crate::{Config, Plugin, Timestamp, Value, wit};
 
 thread_local! {
     static COUNTS: RefCell<BTreeMap<String, u64>> = const { RefCell::new(BTreeMap::new()) };
@@ -97,127 +101,99 @@ fn pack(input: &[(&[u8], serde_json::Value)]) -> wit::Batch {
             nanos: 0,
         },
         data: Vec::new(),
-        records: Vec::new(),
-        fields: Vec::new(),
-        strings: Vec::new(),
+        line_ends: Vec::new(),
+        times: empty_times(),
+        fields: empty_fields(),
     };
     for (i, (line, fields)) in input.iter().enumerate() {
-        let line_span = wit::Span {
-            start: batch.data.len() as u32,
-            len: line.len() as u32,
-        };
-        batch.data.extend_from_slice(line);
-        batch.records.push(wit::Entry {
-            line: line_span,
-            time: None,
-        });
+        push_end(&mut batch.data, &mut batch.line_ends, line);
         if let serde_json::Value::Object(map) = fields {
             for (k, v) in map {
-                let key = push(&mut batch.strings, k);
                 let value = match v {
-                    serde_json::Value::Null => wit::Value::Null,
-                    serde_json::Value::Bool(b) => wit::Value::Boolean(*b),
+                    serde_json::Value::Null => Value::Null,
+                    serde_json::Value::Bool(b) => Value::Bool(*b),
                     serde_json::Value::Number(n) => match n.as_i64() {
-                        Some(i) => wit::Value::Integer(i),
-                        None => wit::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+                        Some(i) => Value::Int(i),
+                        None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
                     },
-                    serde_json::Value::String(s) => wit::Value::Text(push(&mut batch.strings, s)),
-                    other => wit::Value::Json(push(&mut batch.strings, &other.to_string())),
+                    serde_json::Value::String(s) => Value::Str(s.as_str().into()),
+                    other => Value::Json(other.to_string().into()),
                 };
-                batch.fields.push(wit::Field {
-                    owner: i as u32,
-                    key,
-                    value,
-                });
+                push_field(&mut batch.fields, i as u32, k, &value);
             }
         }
     }
     batch
 }
 
-fn push(buf: &mut Vec<u8>, s: &str) -> wit::Span {
-    let span = wit::Span {
-        start: buf.len() as u32,
-        len: s.len() as u32,
-    };
-    buf.extend_from_slice(s.as_bytes());
-    span
+fn to_map(range: FieldRange<'_>) -> serde_json::Map<String, serde_json::Value> {
+    range
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_json()))
+        .collect()
 }
 
-fn fields_of(
-    fields: &[wit::Field],
-    strings: &[u8],
-    owner: usize,
-) -> serde_json::Map<String, serde_json::Value> {
-    fields
-        .iter()
-        .filter(|f| f.owner as usize == owner)
-        .map(|f| {
-            (
-                text(strings, f.key).to_string(),
-                decode_value(strings, &f.value).to_json(),
-            )
-        })
-        .collect()
+/// The `n`th item of a buffer of items back to back.
+fn nth<'b>(buf: &'b [u8], ends: &[u32], n: usize) -> &'b [u8] {
+    let start = if n == 0 { 0 } else { ends[n - 1] };
+    slice(buf, start, ends[n])
 }
 
 fn unpack(batch: &wit::Batch, output: &wit::Output) -> Vec<Out> {
-    if output.keep_all {
-        let kept: Vec<wit::Emitted> = (0..batch.records.len())
-            .map(|i| wit::Emitted {
-                source: i as u32,
-                line: None,
-                time: None,
-                fields: wit::FieldsFrom::Input,
-                route: None,
+    let n = batch.line_ends.len();
+    let (sources, changes): (Vec<u32>, Vec<u8>) = if output.keep_all {
+        ((0..n as u32).collect(), vec![0; n])
+    } else {
+        (output.sources.clone(), output.changes.clone())
+    };
+    let mut input_fields = FieldCursor::new(&batch.fields);
+    let mut output_fields = FieldCursor::new(&output.fields);
+    let (mut lines, mut times, mut routes) = (0, 0, 0);
+    let mut out = Vec::with_capacity(sources.len());
+    let mut last_source = None;
+    let mut source_fields = serde_json::Map::new();
+    for (j, (&source, &ch)) in sources.iter().zip(&changes).enumerate() {
+        let source = source as usize;
+        if last_source != Some(source) {
+            source_fields = to_map(input_fields.next_record(source));
+            last_source = Some(source);
+        }
+        let line = if ch & LINE != 0 {
+            lines += 1;
+            nth(&output.data, &output.line_ends, lines - 1)
+        } else {
+            input_line(batch, source)
+        };
+        let fields = if ch & FIELDS != 0 {
+            to_map(output_fields.next_record(j))
+        } else {
+            source_fields.clone()
+        };
+        let time = if ch & TIME != 0 {
+            times += 1;
+            Some(Timestamp {
+                seconds: output.times.seconds[times - 1],
+                nanos: output.times.nanos[times - 1],
             })
-            .collect();
-        return unpack(
-            batch,
-            &wit::Output {
-                keep_all: false,
-                records: kept,
-                data: Vec::new(),
-                fields: Vec::new(),
-                strings: Vec::new(),
-            },
-        );
+        } else {
+            input_time(batch, source)
+        };
+        let route = (ch & ROUTE != 0).then(|| {
+            routes += 1;
+            String::from_utf8_lossy(nth(&output.routes, &output.route_ends, routes - 1))
+                .split(',')
+                .map(String::from)
+                .collect()
+        });
+        out.push(Out {
+            source,
+            line: String::from_utf8_lossy(line).into_owned(),
+            fields,
+            time,
+            route,
+        });
     }
-    output
-        .records
-        .iter()
-        .enumerate()
-        .map(|(j, e)| {
-            let source = e.source as usize;
-            let entry = &batch.records[source];
-            let line = match e.line {
-                Some(s) => &output.data[s.start as usize..(s.start + s.len) as usize],
-                None => {
-                    &batch.data
-                        [entry.line.start as usize..(entry.line.start + entry.line.len) as usize]
-                }
-            };
-            let fields = match e.fields {
-                wit::FieldsFrom::Input => fields_of(&batch.fields, &batch.strings, source),
-                wit::FieldsFrom::Output => fields_of(&output.fields, &output.strings, j),
-            };
-            Out {
-                source,
-                line: String::from_utf8_lossy(line).into_owned(),
-                fields,
-                time: e.time.or(entry.time).map(|t| Timestamp {
-                    seconds: t.seconds,
-                    nanos: t.nanos,
-                }),
-                route: e.route.map(|s| {
-                    text(&output.strings, s)
-                        .split(',')
-                        .map(String::from)
-                        .collect()
-                }),
-            }
-        })
-        .collect()
+    out
 }
 
 #[cfg(test)]
@@ -323,7 +299,7 @@ mod tests {
         ];
         let batch = pack(&input);
         let out = crate::output::run(&mut h.plugin, &batch).unwrap();
-        assert!(out.keep_all && out.records.is_empty());
+        assert!(out.keep_all && out.sources.is_empty());
         // A change after unchanged records writes those out first, then goes on per record.
         let input: Vec<(&[u8], serde_json::Value)> = ["a", "b", "drop", "c"]
             .iter()
@@ -332,8 +308,8 @@ mod tests {
         let batch = pack(&input);
         let out = crate::output::run(&mut h.plugin, &batch).unwrap();
         assert!(!out.keep_all);
-        let sources: Vec<u32> = out.records.iter().map(|e| e.source).collect();
-        assert_eq!(sources, [0, 1, 3]);
+        assert_eq!(out.sources, [0, 1, 3]);
+        assert_eq!(out.changes, [0, 0, 0], "only the drop crosses back");
         assert_eq!(
             h.run(&["x", "drop", "y"])
                 .iter()
@@ -341,6 +317,48 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["x", "y"]
         );
+    }
+
+    /// Writes each record's fields into its line.
+    struct Echo;
+
+    impl Plugin for Echo {
+        fn init(_config: Config) -> Result<Self, String> {
+            Ok(Echo)
+        }
+        fn process(&mut self, rec: &mut Record<'_>) -> Verdict {
+            let text: Vec<String> = rec
+                .fields()
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.to_json()))
+                .collect();
+            let has = rec.has_fields();
+            rec.set_line(format!("{has} {}", text.join(" ")));
+            Verdict::Keep
+        }
+    }
+
+    #[test]
+    fn each_record_reads_its_own_typed_fields() {
+        let mut h = Harness::<Echo>::new("").unwrap();
+        let out = h.run_records(&[
+            (b"", serde_json::json!({"a": 1, "b": 2.5, "s": "x"})),
+            (b"", serde_json::Value::Null),
+            (
+                b"",
+                serde_json::json!({"c": -3, "d": 4.5, "o": {"k": [true, null]}, "f": false}),
+            ),
+        ]);
+        let lines: Vec<&str> = out.iter().map(|o| o.line.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"true a=1 b=2.5 s="x""#,
+                "false ",
+                r#"true c=-3 d=4.5 f=false o={"k":[true,null]}"#
+            ]
+        );
+        assert_eq!(out[2].fields["c"], -3, "fields kept as they came");
     }
 
     #[test]

@@ -1,85 +1,166 @@
-//! Packing a [`Batch`] into the WIT `batch` shape and applying a plugin's `output` back to it.
+//! Packing a [`Batch`] into the WIT `batch` columns and applying a plugin's `output` back to it.
 //!
-//! The batch's data buffer is moved into the WIT batch, not copied, and moved back afterwards;
-//! lines a plugin keeps unchanged are not copied either (their records keep pointing at the
-//! same bytes). Replaced lines are appended after the original data. Everything a plugin returns
-//! is checked (indices, spans, order, UTF-8) before it touches the batch: a bad output fails the
-//! batch like a trap does, it never corrupts it.
+//! The plugin sees the lines back to back: when the batch's records already are (no newlines
+//! between them), its data buffer is moved into the WIT batch, not copied, and moved back
+//! afterwards; otherwise the lines are copied once into a new buffer and the batch keeps its own.
+//! Lines a plugin keeps unchanged are never copied back: their records keep pointing at the same
+//! bytes. Replaced lines are appended after the original data. Everything a plugin returns is
+//! checked (indices, ends, counts, order, UTF-8) before it touches the batch: a bad output fails
+//! the batch like a trap does, it never corrupts it.
 
 use std::time::UNIX_EPOCH;
 
 use super::runtime::wit;
 use crate::event::{Batch, Fields, Record};
 
-fn span(start: u32, len: u32) -> wit::Span {
-    wit::Span { start, len }
+/// `changes` bits of an output record (see `wit/plugin.wit`).
+const LINE: u8 = 1;
+const TIME: u8 = 2;
+const FIELDS: u8 = 4;
+const ROUTE: u8 = 8;
+
+/// `kinds` of a field value.
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const INT: u8 = 3;
+const FLOAT: u8 = 4;
+const TEXT: u8 = 5;
+const JSON: u8 = 6;
+
+/// `nanos` of a record without an event time.
+const NO_TIME: u32 = u32::MAX;
+
+/// A batch packed for a plugin, and whether its data buffer was moved out of the [`Batch`].
+pub struct Packed {
+    pub batch: wit::Batch,
+    moved: bool,
 }
 
-fn timestamp(t: jiff::Timestamp) -> wit::Timestamp {
-    wit::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond().max(0) as u32,
+fn empty_fields() -> wit::Fields {
+    wit::Fields {
+        owners: Vec::new(),
+        kinds: Vec::new(),
+        key_ends: Vec::new(),
+        value_ends: Vec::new(),
+        ints: Vec::new(),
+        floats: Vec::new(),
+        strings: Vec::new(),
     }
 }
 
-fn push_str(strings: &mut Vec<u8>, s: &str) -> wit::Span {
-    let sp = span(strings.len() as u32, s.len() as u32);
-    strings.extend_from_slice(s.as_bytes());
-    sp
+fn empty_times() -> wit::Times {
+    wit::Times {
+        seconds: Vec::new(),
+        nanos: Vec::new(),
+    }
 }
 
-/// The batch as a plugin sees it. Takes `batch.data`; give it back with [`restore`] or
+fn push_field(out: &mut wit::Fields, owner: u32, key: &str, v: &serde_json::Value) {
+    out.owners.push(owner);
+    out.strings.extend_from_slice(key.as_bytes());
+    out.key_ends.push(out.strings.len() as u32);
+    let kind = match v {
+        serde_json::Value::Null => NULL,
+        serde_json::Value::Bool(false) => FALSE,
+        serde_json::Value::Bool(true) => TRUE,
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => {
+                out.ints.push(i);
+                INT
+            }
+            None => {
+                out.floats.push(n.as_f64().unwrap_or(f64::NAN));
+                FLOAT
+            }
+        },
+        serde_json::Value::String(s) => {
+            out.strings.extend_from_slice(s.as_bytes());
+            TEXT
+        }
+        other => {
+            // Writing JSON into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out.strings, other);
+            JSON
+        }
+    };
+    out.kinds.push(kind);
+    out.value_ends.push(out.strings.len() as u32);
+}
+
+/// The batch as a plugin sees it. May take `batch.data`; give it back with [`restore`] or
 /// [`apply`].
-pub fn pack(batch: &mut Batch) -> wit::Batch {
+pub fn pack(batch: &mut Batch) -> Packed {
     let read_at = batch.read_at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let records = batch
-        .records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| wit::Entry {
-            line: span(r.start, r.len),
-            time: batch.times.get(i).copied().flatten().map(timestamp),
-        })
-        .collect();
-    let mut fields = Vec::new();
-    let mut strings = Vec::new();
-    for (i, map) in batch.fields.iter().enumerate() {
-        for (k, v) in map {
-            let key = push_str(&mut strings, k);
-            let value = match v {
-                serde_json::Value::Null => wit::Value::Null,
-                serde_json::Value::Bool(b) => wit::Value::Boolean(*b),
-                serde_json::Value::Number(n) => match n.as_i64() {
-                    Some(i) => wit::Value::Integer(i),
-                    None => wit::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-                },
-                serde_json::Value::String(s) => wit::Value::Text(push_str(&mut strings, s)),
-                other => wit::Value::Json(push_str(&mut strings, &other.to_string())),
-            };
-            fields.push(wit::Field {
-                owner: i as u32,
-                key,
-                value,
-            });
+    let mut line_ends = Vec::with_capacity(batch.records.len());
+    let mut end = 0u32;
+    let contiguous = batch.records.iter().all(|r| {
+        let ok = r.start == end;
+        end = r.start + r.len;
+        line_ends.push(end);
+        ok
+    }) && end as usize == batch.data.len();
+    let data = if contiguous {
+        std::mem::take(&mut batch.data)
+    } else {
+        line_ends.clear();
+        let mut data = Vec::with_capacity(batch.line_bytes());
+        for r in &batch.records {
+            data.extend_from_slice(batch.line(r));
+            line_ends.push(data.len() as u32);
+        }
+        data
+    };
+    let mut times = empty_times();
+    if batch.times.iter().any(Option::is_some) {
+        for i in 0..batch.records.len() {
+            match batch.times.get(i).copied().flatten() {
+                Some(t) => {
+                    times.seconds.push(t.as_second());
+                    times.nanos.push(t.subsec_nanosecond().max(0) as u32);
+                }
+                None => {
+                    times.seconds.push(0);
+                    times.nanos.push(NO_TIME);
+                }
+            }
         }
     }
-    wit::Batch {
-        stream: batch.source.stream.to_string(),
-        path: batch.source.path.to_string_lossy().into_owned(),
-        read_at: wit::Timestamp {
-            seconds: read_at.as_secs() as i64,
-            nanos: read_at.subsec_nanos(),
+    let mut fields = empty_fields();
+    for (i, map) in batch.fields.iter().enumerate() {
+        for (k, v) in map {
+            push_field(&mut fields, i as u32, k, v);
+        }
+    }
+    Packed {
+        batch: wit::Batch {
+            stream: batch.source.stream.to_string(),
+            path: batch.source.path.to_string_lossy().into_owned(),
+            read_at: wit::Timestamp {
+                seconds: read_at.as_secs() as i64,
+                nanos: read_at.subsec_nanos(),
+            },
+            data,
+            line_ends,
+            times,
+            fields,
         },
-        data: std::mem::take(&mut batch.data),
-        records,
-        fields,
-        strings,
+        moved: contiguous,
     }
 }
 
 /// Gives the batch its data back, unchanged (the plugin failed).
-pub fn restore(batch: &mut Batch, input: wit::Batch) {
-    batch.data = input.data;
+pub fn restore(batch: &mut Batch, input: Packed) {
+    if input.moved {
+        batch.data = input.batch.data;
+    }
+}
+
+fn fields_size(f: &wit::Fields) -> usize {
+    f.strings.len()
+        + f.kinds.len()
+        + 4 * (f.owners.len() + f.key_ends.len() + f.value_ends.len())
+        + 8 * (f.ints.len() + f.floats.len())
 }
 
 /// The size of an output, as counted against `max_output`.
@@ -88,32 +169,112 @@ pub fn output_size(out: &wit::Output) -> usize {
         return 0;
     }
     out.data.len()
-        + out.strings.len()
-        + out.records.len() * std::mem::size_of::<wit::Emitted>()
-        + out.fields.len() * std::mem::size_of::<wit::Field>()
+        + out.routes.len()
+        + out.changes.len()
+        + 4 * (out.sources.len() + out.line_ends.len() + out.route_ends.len())
+        + 12 * out.times.seconds.len()
+        + fields_size(&out.fields)
 }
 
-fn slice(buf: &[u8], s: wit::Span) -> Option<&[u8]> {
-    buf.get(s.start as usize..(s.start as usize).checked_add(s.len as usize)?)
+/// Checks that `ends` are `count` non-decreasing positions within a buffer of `len` bytes.
+fn check_ends(ends: &[u32], count: usize, len: usize, what: &str) -> Result<(), String> {
+    if ends.len() != count {
+        return Err(format!(
+            "{count} records have the {what} bit but there are {} {what} ends",
+            ends.len()
+        ));
+    }
+    let mut prev = 0;
+    for (i, &e) in ends.iter().enumerate() {
+        if e < prev || e as usize > len {
+            return Err(format!("{what} end {i} ({e}) is out of bounds"));
+        }
+        prev = e;
+    }
+    Ok(())
 }
 
-fn text<'a>(buf: &'a [u8], s: wit::Span, what: &str) -> Result<&'a str, String> {
-    let bytes = slice(buf, s).ok_or_else(|| format!("{what} is out of bounds"))?;
+fn timestamp(seconds: i64, nanos: u32) -> Option<jiff::Timestamp> {
+    if nanos > 999_999_999 {
+        return None;
+    }
+    jiff::Timestamp::new(seconds, nanos as i32).ok()
+}
+
+fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
     std::str::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8"))
 }
 
-fn value(strings: &[u8], v: &wit::Value) -> Result<serde_json::Value, String> {
-    Ok(match v {
-        wit::Value::Null => serde_json::Value::Null,
-        wit::Value::Boolean(b) => (*b).into(),
-        wit::Value::Integer(n) => (*n).into(),
-        wit::Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        wit::Value::Text(s) => text(strings, *s, "a text value")?.into(),
-        wit::Value::Json(s) => serde_json::from_str(text(strings, *s, "a json value")?)
-            .map_err(|e| format!("a json value does not parse: {e}"))?,
-    })
+/// Decodes a `fields` column set into `(owner, key, value)`, checking every index. `owners`
+/// must be grouped and below `records`.
+fn decode_fields(
+    f: &wit::Fields,
+    records: usize,
+) -> Result<Vec<(usize, String, serde_json::Value)>, String> {
+    let n = f.owners.len();
+    if f.kinds.len() != n || f.key_ends.len() != n || f.value_ends.len() != n {
+        return Err(format!(
+            "the field columns differ in length (owners {n}, kinds {}, key ends {}, value ends {})",
+            f.kinds.len(),
+            f.key_ends.len(),
+            f.value_ends.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(n);
+    let (mut ints, mut floats) = (f.ints.iter(), f.floats.iter());
+    let mut prev_owner = 0usize;
+    let mut pos = 0usize;
+    for i in 0..n {
+        let owner = f.owners[i] as usize;
+        if owner >= records {
+            return Err(format!(
+                "field {i} belongs to record {owner}, but there are {records} records"
+            ));
+        }
+        if owner < prev_owner {
+            return Err(format!(
+                "field {i} belongs to record {owner} but comes after record {prev_owner}'s (fields must be grouped by record, in order)"
+            ));
+        }
+        prev_owner = owner;
+        let (key_end, value_end) = (f.key_ends[i] as usize, f.value_ends[i] as usize);
+        if key_end < pos || value_end < key_end || value_end > f.strings.len() {
+            return Err(format!("field {i}'s key or value is out of bounds"));
+        }
+        let key = utf8(&f.strings[pos..key_end], "a field key")?;
+        let raw = &f.strings[key_end..value_end];
+        pos = value_end;
+        let kind = f.kinds[i];
+        if !matches!(kind, TEXT | JSON) && !raw.is_empty() {
+            return Err(format!("field {i} has kind {kind} but a text value"));
+        }
+        let value = match kind {
+            NULL => serde_json::Value::Null,
+            FALSE => false.into(),
+            TRUE => true.into(),
+            INT => (*ints
+                .next()
+                .ok_or_else(|| format!("field {i} is an integer past the end of `ints`"))?)
+            .into(),
+            FLOAT => {
+                let x = *floats
+                    .next()
+                    .ok_or_else(|| format!("field {i} is a float past the end of `floats`"))?;
+                serde_json::Number::from_f64(x)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null)
+            }
+            TEXT => utf8(raw, "a text value")?.into(),
+            JSON => serde_json::from_str(utf8(raw, "a json value")?)
+                .map_err(|e| format!("field {i}'s json value does not parse: {e}"))?,
+            other => return Err(format!("field {i} has an unknown kind {other}")),
+        };
+        out.push((owner, key.to_string(), value));
+    }
+    if ints.next().is_some() || floats.next().is_some() {
+        return Err("`ints` or `floats` hold more values than the fields use".into());
+    }
+    Ok(out)
 }
 
 /// Where routed records may go: the stream's sinks first (bits `0..defaults`), then the extra
@@ -159,45 +320,38 @@ pub struct Applied {
 /// (with its data restored).
 pub fn apply(
     batch: &mut Batch,
-    input: wit::Batch,
+    input: Packed,
     out: wit::Output,
     routes: &RouteTable,
 ) -> Result<Applied, String> {
-    if out.keep_all {
+    let moved = input.moved;
+    let input = input.batch;
+    if moved {
         batch.data = input.data;
+    }
+    if out.keep_all {
         return Ok(Applied::default());
     }
-    let mut data = input.data;
-    let base = data.len();
+    let base = batch.data.len();
     if base + out.data.len() > u32::MAX as usize {
-        batch.data = data;
         return Err("the output's lines do not fit in a batch (4 GiB)".into());
     }
-    let n = batch.records.len();
-    let built = build(batch, &out, routes, base as u32, n);
-    match built {
-        Ok((records, fields, times, masks, applied)) => {
-            data.extend_from_slice(&out.data);
-            batch.data = data;
-            batch.records = records;
-            batch.fields = fields;
-            batch.times = if times.iter().any(Option::is_some) {
-                times
-            } else {
-                Vec::new()
-            };
-            batch.routes = if masks.iter().any(|&m| m != 0) {
-                masks
-            } else {
-                Vec::new()
-            };
-            Ok(applied)
-        }
-        Err(e) => {
-            batch.data = data;
-            Err(format!("invalid output: {e}"))
-        }
-    }
+    let (records, fields, times, masks, applied) =
+        build(batch, &out, routes, base as u32).map_err(|e| format!("invalid output: {e}"))?;
+    batch.data.extend_from_slice(&out.data);
+    batch.records = records;
+    batch.fields = fields;
+    batch.times = if times.iter().any(Option::is_some) {
+        times
+    } else {
+        Vec::new()
+    };
+    batch.routes = if masks.iter().any(|&m| m != 0) {
+        masks
+    } else {
+        Vec::new()
+    };
+    Ok(applied)
 }
 
 type Built = (
@@ -213,15 +367,21 @@ fn build(
     out: &wit::Output,
     routes: &RouteTable,
     base: u32,
-    n: usize,
 ) -> Result<Built, String> {
     // Check everything before moving any input fields out, so that a refused output leaves the
     // batch as it was.
+    let n = batch.records.len();
+    let m = out.sources.len();
+    if out.changes.len() != m {
+        return Err(format!(
+            "{m} sources but {} changes (one each per output record)",
+            out.changes.len()
+        ));
+    }
     let mut prev = 0usize;
-    let mut route_masks = Vec::new();
-    let mut applied = Applied::default();
-    for (j, e) in out.records.iter().enumerate() {
-        let src = e.source as usize;
+    let (mut lines, mut timed, mut routed) = (0, 0, 0);
+    for (j, (&src, &ch)) in out.sources.iter().zip(&out.changes).enumerate() {
+        let src = src as usize;
         if src >= n {
             return Err(format!(
                 "record {j} comes from input {src}, but the batch has {n} records"
@@ -232,103 +392,107 @@ fn build(
                 "record {j} comes from input {src}, after a record from input {prev} (outputs must keep the input order)"
             ));
         }
+        if ch & !(LINE | TIME | FIELDS | ROUTE) != 0 {
+            return Err(format!("record {j} has unknown change bits {ch:#x}"));
+        }
         prev = src;
-        if let Some(s) = e.line
-            && slice(&out.data, s).is_none()
-        {
-            return Err(format!("record {j}'s line is out of bounds"));
-        }
-        if let Some(t) = e.time
-            && jiff::Timestamp::new(t.seconds, t.nanos.min(999_999_999) as i32).is_err()
-        {
-            return Err(format!("record {j}'s time is out of range"));
-        }
-        if let Some(s) = e.route {
-            let (mask, unknown) = routes.mask(text(&out.strings, s, "a route")?);
-            applied.unknown_routes.extend(unknown);
-            route_masks.push((j, mask));
-        }
+        lines += usize::from(ch & LINE != 0);
+        timed += usize::from(ch & TIME != 0);
+        routed += usize::from(ch & ROUTE != 0);
     }
-    let mut parsed: Vec<(usize, String, serde_json::Value)> = Vec::with_capacity(out.fields.len());
-    let mut last_owner = 0usize;
-    for (i, field) in out.fields.iter().enumerate() {
-        let owner = field.owner as usize;
-        if owner < last_owner {
-            return Err(format!(
-                "field {i} belongs to record {owner} but comes after record {last_owner}'s (fields must be grouped by record, in order)"
-            ));
-        }
-        last_owner = owner;
-        match out.records.get(owner) {
-            Some(e) if e.fields == wit::FieldsFrom::Output => {}
-            _ => {
-                return Err(format!(
-                    "field {i} belongs to record {owner}, which is not an output record with `fields: output`"
-                ));
-            }
-        }
-        let key = text(&out.strings, field.key, "a field key")?;
-        parsed.push((owner, key.to_string(), value(&out.strings, &field.value)?));
+    check_ends(&out.line_ends, lines, out.data.len(), "line")?;
+    check_ends(&out.route_ends, routed, out.routes.len(), "route")?;
+    if out.times.seconds.len() != timed || out.times.nanos.len() != timed {
+        return Err(format!(
+            "{timed} records have the time bit but there are {} seconds and {} nanos",
+            out.times.seconds.len(),
+            out.times.nanos.len()
+        ));
+    }
+    let mut new_times = Vec::with_capacity(timed);
+    for (k, (&s, &ns)) in out.times.seconds.iter().zip(&out.times.nanos).enumerate() {
+        new_times.push(timestamp(s, ns).ok_or_else(|| format!("time {k} is out of range"))?);
+    }
+    let mut applied = Applied::default();
+    let mut route_masks = Vec::with_capacity(routed);
+    let mut start = 0;
+    for &end in &out.route_ends {
+        let list = utf8(&out.routes[start..end as usize], "a route")?;
+        let (mask, unknown) = routes.mask(list);
+        applied.unknown_routes.extend(unknown);
+        route_masks.push(mask);
+        start = end as usize;
+    }
+    let parsed = decode_fields(&out.fields, m)?;
+    if let Some((owner, _, _)) = parsed
+        .iter()
+        .find(|(o, _, _)| out.changes[*o] & FIELDS == 0)
+    {
+        return Err(format!(
+            "a field belongs to record {owner}, which does not have the fields bit"
+        ));
     }
 
-    let mut records = Vec::with_capacity(out.records.len());
     // Fields only when some record has any: a filter over unparsed lines allocates none.
     let any_fields = !parsed.is_empty()
         || batch.fields.iter().any(|f| !f.is_empty())
-            && out
-                .records
-                .iter()
-                .any(|e| e.fields == wit::FieldsFrom::Input);
-    let mut fields: Vec<Fields> =
-        Vec::with_capacity(if any_fields { out.records.len() } else { 0 });
-    let mut times = Vec::with_capacity(out.records.len());
-    let mut masks = Vec::with_capacity(out.records.len());
-    let mut taken: Option<usize> = None;
+            && out.changes.iter().any(|&c| c & FIELDS == 0);
+    let mut records = Vec::with_capacity(m);
+    let mut fields: Vec<Fields> = Vec::with_capacity(if any_fields { m } else { 0 });
+    let mut times = Vec::with_capacity(m);
+    let mut masks = Vec::with_capacity(m);
+    // The input record whose fields an output took, and where they went.
+    let mut taken: Option<(usize, usize)> = None;
     let mut parsed = parsed.into_iter().peekable();
-    let mut route_masks = route_masks.into_iter().peekable();
-    for (j, e) in out.records.iter().enumerate() {
-        let src = e.source as usize;
+    let (mut line_ends, mut new_times, mut route_masks) = (
+        out.line_ends.iter(),
+        new_times.into_iter(),
+        route_masks.into_iter(),
+    );
+    let mut line_start = 0u32;
+    for (j, (&src, &ch)) in out.sources.iter().zip(&out.changes).enumerate() {
+        let src = src as usize;
         let r = batch.records[src];
-        let (start, len) = match e.line {
+        // The counts were checked above: every `next()` below has a value.
+        let (start, len) = match (ch & LINE != 0).then(|| line_ends.next()).flatten() {
             None => (r.start, r.len),
-            Some(s) => (base + s.start, s.len),
+            Some(&end) => {
+                let s = line_start;
+                line_start = end;
+                (base + s, end - s)
+            }
         };
         records.push(Record { start, len, ..r });
-        if !any_fields {
-            // No fields anywhere: nothing to carry.
-        } else {
-            let map = match e.fields {
-                wit::FieldsFrom::Input => {
-                    let map = if taken == Some(src) {
-                        fields.last().cloned().unwrap_or_default()
-                    } else {
-                        batch
-                            .fields
-                            .get_mut(src)
-                            .map(std::mem::take)
-                            .unwrap_or_default()
-                    };
-                    taken = Some(src);
-                    map
+        if any_fields {
+            let map = if ch & FIELDS != 0 {
+                let mut map = Fields::new();
+                while let Some((_, k, v)) = parsed.next_if(|(owner, _, _)| *owner == j) {
+                    map.insert(k, v);
                 }
-                wit::FieldsFrom::Output => {
-                    let mut map = Fields::new();
-                    while let Some((_, k, v)) = parsed.next_if(|(owner, _, _)| *owner == j) {
-                        map.insert(k, v);
-                    }
-                    map
-                }
+                map
+            } else if let Some((_, at)) = taken.filter(|&(s, _)| s == src) {
+                // A split whose earlier piece took the input's fields.
+                fields[at].clone()
+            } else {
+                taken = Some((src, fields.len()));
+                batch
+                    .fields
+                    .get_mut(src)
+                    .map(std::mem::take)
+                    .unwrap_or_default()
             };
             fields.push(map);
         }
-        times.push(match e.time {
-            Some(t) => jiff::Timestamp::new(t.seconds, t.nanos.min(999_999_999) as i32).ok(),
+        times.push(match (ch & TIME != 0).then(|| new_times.next()).flatten() {
+            Some(t) => Some(t),
             None => batch.times.get(src).copied().flatten(),
         });
-        masks.push(match route_masks.next_if(|(k, _)| *k == j) {
-            Some((_, mask)) => mask,
-            None => batch.routes.get(src).copied().unwrap_or(0),
-        });
+        masks.push(
+            match (ch & ROUTE != 0).then(|| route_masks.next()).flatten() {
+                Some(mask) => mask,
+                None => batch.routes.get(src).copied().unwrap_or(0),
+            },
+        );
     }
     Ok((records, fields, times, masks, applied))
 }
@@ -340,16 +504,22 @@ mod tests {
     use std::sync::Arc;
     use std::time::SystemTime;
 
+    /// Three lines read with their newlines (as the tailer does), the second with fields and a
+    /// time.
     fn batch() -> Batch {
         let src = Arc::new(Source {
             stream: "s".into(),
             path: "/x.log".into(),
         });
         let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
-        b.push_line(b"one", 4, 0);
-        b.push_line(b"two", 8, 0);
-        b.push_line(b"three", 14, 0);
+        b.data = b"one\ntwo\nthree\n".to_vec();
+        b.push_range(0, 3, 4, 0);
+        b.push_range(4, 3, 8, 0);
+        b.push_range(8, 5, 14, 0);
         b.fields_mut()[1].insert("k".into(), "v".into());
+        b.fields_mut()[1].insert("n".into(), 5.into());
+        b.fields_mut()[1].insert("o".into(), serde_json::json!({"a": [1.5, null]}));
+        b.times_mut()[1] = Some(jiff::Timestamp::new(1_700_000_000, 5).unwrap());
         b
     }
 
@@ -360,49 +530,106 @@ mod tests {
         }
     }
 
-    fn emitted(source: u32, line: Option<wit::Span>, fields: wit::FieldsFrom) -> wit::Emitted {
-        wit::Emitted {
-            source,
-            line,
-            time: None,
-            fields,
-            route: None,
+    fn output(sources: &[u32], changes: &[u8]) -> wit::Output {
+        wit::Output {
+            keep_all: false,
+            sources: sources.to_vec(),
+            changes: changes.to_vec(),
+            data: Vec::new(),
+            line_ends: Vec::new(),
+            times: empty_times(),
+            fields: empty_fields(),
+            routes: Vec::new(),
+            route_ends: Vec::new(),
         }
     }
 
+    fn lines(b: &Batch) -> Vec<&[u8]> {
+        b.records.iter().map(|r| b.line(r)).collect()
+    }
+
     #[test]
-    fn applies_keep_replace_split_and_route() {
+    fn packs_lines_back_to_back_with_times_and_typed_fields() {
+        let mut b = batch();
+        let p = pack(&mut b);
+        assert!(!p.moved, "lines with newlines between them are copied");
+        assert_eq!(b.data, b"one\ntwo\nthree\n", "the batch keeps its buffer");
+        let w = &p.batch;
+        assert_eq!(w.data, b"onetwothree");
+        assert_eq!(w.line_ends, [3, 6, 11]);
+        assert_eq!(w.times.seconds, [0, 1_700_000_000, 0]);
+        assert_eq!(w.times.nanos, [NO_TIME, 5, NO_TIME]);
+        let f = &w.fields;
+        assert_eq!(f.owners, [1, 1, 1]);
+        assert_eq!(f.kinds, [TEXT, INT, JSON]);
+        assert_eq!(f.strings, br#"kvno{"a":[1.5,null]}"#);
+        assert_eq!(f.key_ends, [1, 3, 4]);
+        assert_eq!(f.value_ends, [2, 3, 20]);
+        assert_eq!(f.ints, [5]);
+        assert!(f.floats.is_empty());
+        // Decoding what was packed gives the fields back.
+        let decoded = decode_fields(f, 3).unwrap();
+        let map: Fields = decoded.into_iter().map(|(_, k, v)| (k, v)).collect();
+        assert_eq!(&map, b.fields(1).unwrap());
+    }
+
+    #[test]
+    fn contiguous_lines_are_moved_not_copied() {
+        let src = Arc::new(Source {
+            stream: "s".into(),
+            path: "/x.log".into(),
+        });
+        let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
+        b.push_line(b"ab", 3, 0);
+        b.push_line(b"c", 5, 0);
+        let p = pack(&mut b);
+        assert!(p.moved);
+        assert!(b.data.is_empty());
+        assert_eq!(p.batch.line_ends, [2, 3]);
+        assert!(p.batch.times.seconds.is_empty(), "no times: empty columns");
+        restore(&mut b, p);
+        assert_eq!(lines(&b), [&b"ab"[..], b"c"]);
+    }
+
+    #[test]
+    fn applies_keep_replace_split_time_fields_and_route() {
         let mut b = batch();
         let input = pack(&mut b);
-        assert!(b.data.is_empty(), "data moved, not copied");
-        assert_eq!(input.fields.len(), 1);
-        let out = wit::Output {
-            keep_all: false,
-            records: vec![
-                emitted(0, None, wit::FieldsFrom::Input),
-                emitted(1, None, wit::FieldsFrom::Input),
-                emitted(2, Some(span(0, 1)), wit::FieldsFrom::Output),
-                wit::Emitted {
-                    route: Some(span(1, 3)),
-                    ..emitted(2, Some(span(1, 1)), wit::FieldsFrom::Output)
-                },
-            ],
-            data: b"ab".to_vec(),
-            fields: vec![wit::Field {
-                owner: 3,
-                key: span(0, 1),
-                value: wit::Value::Integer(7),
-            }],
-            strings: b"ndlq".to_vec(),
-        };
+        let mut out = output(
+            &[0, 1, 1, 2, 2],
+            &[0, 0, 0, LINE | FIELDS, LINE | FIELDS | ROUTE | TIME],
+        );
+        out.data = b"ab".to_vec();
+        out.line_ends = vec![1, 2];
+        out.fields.owners = vec![4, 4];
+        out.fields.kinds = vec![INT, FLOAT];
+        out.fields.strings = b"nf".to_vec();
+        out.fields.key_ends = vec![1, 2];
+        out.fields.value_ends = vec![1, 2];
+        out.fields.ints = vec![7];
+        out.fields.floats = vec![0.5];
+        out.times.seconds = vec![42];
+        out.times.nanos = vec![9];
+        out.routes = b"dlq".to_vec();
+        out.route_ends = vec![3];
         apply(&mut b, input, out, &routes()).unwrap();
-        let lines: Vec<&[u8]> = b.records.iter().map(|r| b.line(r)).collect();
-        assert_eq!(lines, [&b"one"[..], b"two", b"a", b"b"]);
+        assert_eq!(lines(&b), [&b"one"[..], b"two", b"two", b"a", b"b"]);
         assert_eq!(b.fields(1).unwrap()["k"], "v");
-        assert_eq!(b.fields(3).unwrap()["n"], 7);
-        assert!(b.fields(2).is_none());
-        assert_eq!(b.records[3].offset, 14);
-        assert_eq!(b.routes, vec![0, 0, 0, 2]);
+        assert_eq!(
+            b.fields(2),
+            b.fields(1),
+            "both pieces of a split keep the fields"
+        );
+        assert!(
+            b.fields(3).is_none(),
+            "the fields bit with no fields clears them"
+        );
+        assert_eq!(b.fields(4).unwrap()["n"], 7);
+        assert_eq!(b.fields(4).unwrap()["f"], 0.5);
+        assert_eq!(b.records[4].offset, 14);
+        assert_eq!(b.times[1].unwrap().as_second(), 1_700_000_000);
+        assert_eq!(b.times[4], Some(jiff::Timestamp::new(42, 9).unwrap()));
+        assert_eq!(b.routes, vec![0, 0, 0, 0, 2]);
     }
 
     #[test]
@@ -411,75 +638,93 @@ mod tests {
         let input = pack(&mut b);
         let out = wit::Output {
             keep_all: true,
-            records: vec![],
-            data: vec![],
-            fields: vec![],
-            strings: vec![],
+            ..output(&[], &[])
         };
         assert_eq!(output_size(&out), 0);
         apply(&mut b, input, out, &routes()).unwrap();
-        let lines: Vec<&[u8]> = b.records.iter().map(|r| b.line(r)).collect();
-        assert_eq!(lines, [&b"one"[..], b"two", b"three"]);
+        assert_eq!(lines(&b), [&b"one"[..], b"two", b"three"]);
         assert_eq!(b.fields(1).unwrap()["k"], "v");
     }
 
     #[test]
     fn bad_outputs_are_refused_and_leave_the_batch_intact() {
+        let with = |f: fn(&mut wit::Output)| {
+            let mut o = output(&[0], &[0]);
+            f(&mut o);
+            o
+        };
         for (out, expected) in [
             (
-                wit::Output {
-                    keep_all: false,
-                    records: vec![emitted(5, None, wit::FieldsFrom::Input)],
-                    data: vec![],
-                    fields: vec![],
-                    strings: vec![],
-                },
-                "invalid output: record 0 comes from input 5, but the batch has 3 records",
+                output(&[5], &[0]),
+                "record 0 comes from input 5, but the batch has 3 records",
             ),
             (
-                wit::Output {
-                    keep_all: false,
-                    records: vec![
-                        emitted(1, None, wit::FieldsFrom::Input),
-                        emitted(0, None, wit::FieldsFrom::Input),
-                    ],
-                    data: vec![],
-                    fields: vec![],
-                    strings: vec![],
-                },
-                "invalid output: record 1 comes from input 0, after a record from input 1 (outputs must keep the input order)",
+                output(&[1, 0], &[0, 0]),
+                "record 1 comes from input 0, after a record from input 1 (outputs must keep the input order)",
             ),
             (
-                wit::Output {
-                    keep_all: false,
-                    records: vec![emitted(0, Some(span(2, 9)), wit::FieldsFrom::Input)],
-                    data: vec![1, 2, 3],
-                    fields: vec![],
-                    strings: vec![],
-                },
-                "invalid output: record 0's line is out of bounds",
+                output(&[0, 1], &[0]),
+                "2 sources but 1 changes (one each per output record)",
+            ),
+            (output(&[0], &[16]), "record 0 has unknown change bits 0x10"),
+            (
+                with(|o| {
+                    o.changes = vec![LINE];
+                    o.data = vec![1, 2, 3];
+                    o.line_ends = vec![9];
+                }),
+                "line end 0 (9) is out of bounds",
             ),
             (
-                wit::Output {
-                    keep_all: false,
-                    records: vec![emitted(0, None, wit::FieldsFrom::Output)],
-                    data: vec![],
-                    fields: vec![wit::Field {
-                        owner: 0,
-                        key: span(0, 1),
-                        value: wit::Value::Null,
-                    }],
-                    strings: vec![0xff],
-                },
-                "invalid output: a field key is not UTF-8",
+                with(|o| o.changes = vec![LINE]),
+                "1 records have the line bit but there are 0 line ends",
+            ),
+            (
+                with(|o| {
+                    o.changes = vec![TIME];
+                    o.times.seconds = vec![0];
+                    o.times.nanos = vec![NO_TIME];
+                }),
+                "time 0 is out of range",
+            ),
+            (
+                with(|o| {
+                    o.changes = vec![FIELDS];
+                    o.fields.owners = vec![0];
+                    o.fields.kinds = vec![NULL];
+                    o.fields.strings = vec![0xff];
+                    o.fields.key_ends = vec![1];
+                    o.fields.value_ends = vec![1];
+                }),
+                "a field key is not UTF-8",
+            ),
+            (
+                with(|o| {
+                    o.fields.owners = vec![0];
+                    o.fields.kinds = vec![NULL];
+                    o.fields.strings = b"k".to_vec();
+                    o.fields.key_ends = vec![1];
+                    o.fields.value_ends = vec![1];
+                }),
+                "a field belongs to record 0, which does not have the fields bit",
+            ),
+            (
+                with(|o| {
+                    o.changes = vec![FIELDS];
+                    o.fields.owners = vec![0];
+                    o.fields.kinds = vec![INT];
+                    o.fields.strings = b"k".to_vec();
+                    o.fields.key_ends = vec![1];
+                    o.fields.value_ends = vec![1];
+                }),
+                "field 0 is an integer past the end of `ints`",
             ),
         ] {
             let mut b = batch();
             let input = pack(&mut b);
             let err = apply(&mut b, input, out, &routes()).unwrap_err();
-            assert_eq!(err, expected);
-            let lines: Vec<&[u8]> = b.records.iter().map(|r| b.line(r)).collect();
-            assert_eq!(lines, [&b"one"[..], b"two", b"three"]);
+            assert_eq!(err, format!("invalid output: {expected}"));
+            assert_eq!(lines(&b), [&b"one"[..], b"two", b"three"]);
             assert_eq!(b.fields(1).unwrap()["k"], "v");
         }
     }

@@ -30,7 +30,7 @@ use super::capture::Captured;
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "tailcar:plugin/plugin@0.1.0",
+    world: "tailcar:plugin/plugin@0.2.0",
 });
 
 pub use tailcar::plugin::types as wit;
@@ -312,7 +312,7 @@ impl Runtime {
             .map_err(|e| anyhow!("{}", one_line(&format!("{e:#}"))))?;
         PluginPre::new(pre).map_err(|e| {
             anyhow!(
-                "it does not implement tailcar's world `tailcar:plugin/plugin@0.1.0`: {}",
+                "it does not implement tailcar's world `tailcar:plugin/plugin@0.2.0`: {}",
                 one_line(&format!("{e:#}"))
             )
         })

@@ -124,7 +124,7 @@ pub fn run(
             .collect();
         let packed = convert::pack(&mut batch);
         let t0 = Instant::now();
-        let result = instance.process(&packed);
+        let result = instance.process(&packed.batch);
         let took = t0.elapsed();
         busy += took;
         let (calls, stdout, stderr) = instance.take_output();

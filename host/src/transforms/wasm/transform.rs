@@ -283,7 +283,7 @@ impl Transform for WasmPlugin {
         };
         let input = convert::pack(batch);
         let started = Instant::now();
-        let result = instance.process(&input);
+        let result = instance.process(&input.batch);
         let (calls, stdout, stderr) = instance.take_output();
         let memory = instance.memory();
         let took = started.elapsed();
