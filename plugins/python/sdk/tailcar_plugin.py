@@ -40,6 +40,7 @@ __all__ = [
     "Plugin",
     "Config",
     "Record",
+    "BatchInfo",
     "export",
     "log",
     "count",
@@ -115,6 +116,19 @@ class Config:
             )
 
 
+class BatchInfo:
+    """What every record of a batch shares: ``stream``, ``path``, ``read_at`` (seconds, nanos)
+    and ``len`` (the number of records)."""
+
+    __slots__ = ("stream", "path", "read_at", "len")
+
+    def __init__(self, batch):
+        self.stream = batch.stream
+        self.path = batch.path
+        self.read_at = (batch.read_at.seconds, batch.read_at.nanos)
+        self.len = len(batch.line_ends)
+
+
 class Plugin:
     """Base class (optional): ``__init__(config)``, ``begin_batch(info)``, ``process(record)``."""
 
@@ -128,29 +142,70 @@ class Plugin:
         return KEEP
 
 
-def _value(v, strings):
-    """A WIT value as a Python value."""
-    if isinstance(v, types.Value_Text):
-        s = v.value
-        return strings[s.start : s.start + s.len].decode()
-    if isinstance(v, types.Value_Json):
-        s = v.value
-        return json.loads(strings[s.start : s.start + s.len])
-    if isinstance(v, types.Value_Null):
-        return None
-    return v.value
+# Field kinds and change bits of the WIT columns (see wit/plugin.wit).
+_NULL, _FALSE, _TRUE, _INT, _FLOAT, _TEXT, _JSON = range(7)
+_LINE, _TIME, _FIELDS, _ROUTE = 1, 2, 4, 8
+_NO_TIME = 2**32 - 1
+_S64 = 2**63
+
+
+def _decode_fields(cols, n):
+    """The fields of a batch's ``n`` records, as one dict per record (None when it has none)."""
+    out = [None] * n
+    strings = cols.strings
+    ints = iter(cols.ints)
+    floats = iter(cols.floats)
+    pos = 0
+    for owner, kind, key_end, value_end in zip(
+        cols.owners, cols.kinds, cols.key_ends, cols.value_ends
+    ):
+        key = strings[pos:key_end].decode()
+        if kind == _TEXT:
+            value = strings[key_end:value_end].decode()
+        elif kind == _INT:
+            value = next(ints)
+        elif kind == _FLOAT:
+            value = next(floats)
+        elif kind == _JSON:
+            value = json.loads(strings[key_end:value_end])
+        else:
+            value = None if kind == _NULL else kind == _TRUE
+        pos = value_end
+        d = out[owner]
+        if d is None:
+            d = out[owner] = {}
+        d[key] = value
+    return out
+
+
+class _Batch:
+    """A batch's columns, with its fields decoded on first use."""
+
+    __slots__ = ("wit", "data", "ends", "seconds", "nanos", "_fields")
+
+    def __init__(self, batch):
+        self.wit = batch
+        self.data = batch.data
+        self.ends = batch.line_ends
+        self.seconds = batch.times.seconds
+        self.nanos = batch.times.nanos
+        self._fields = None if batch.fields.owners else ()
+
+    def fields(self, i):
+        if self._fields is None:
+            self._fields = _decode_fields(self.wit.fields, len(self.ends))
+        return self._fields[i] if self._fields else None
 
 
 class Record:
     """One record: its line (bytes, as written), time, stream, path and fields; and the changes
     a plugin makes to it."""
 
-    __slots__ = ("_batch", "_entry", "_input", "_fields", "_line", "_time", "_route", "changed")
+    __slots__ = ("_b", "_i", "_fields", "_line", "_time", "_route", "changed")
 
-    def __init__(self, batch, entry, input_fields):
-        self._batch = batch
-        self._entry = entry
-        self._input = input_fields
+    def __init__(self, batch, index):
+        self._b = batch
+        self._i = index
         self._fields = None
         self._line = None
         self._time = None
@@ -158,12 +213,17 @@ class Record:
         self.changed = False
 
     @property
+    def index(self):
+        """The record's position in its batch."""
+        return self._i
+
+    @property
     def line(self):
         """The line's bytes (without the newline); not always UTF-8."""
         if self._line is not None:
             return self._line
-        s = self._entry.line
-        return self._batch.data[s.start : s.start + s.len]
+        b, i = self._b, self._i
+        return b.data[b.ends[i - 1] if i else 0 : b.ends[i]]
 
     def line_str(self):
         """The line as text (invalid UTF-8 replaced)."""
@@ -171,51 +231,45 @@ class Record:
 
     @property
     def stream(self):
-        return self._batch.stream
+        return self._b.wit.stream
 
     @property
     def path(self):
-        return self._batch.path
+        return self._b.wit.path
 
     @property
     def time(self):
         """The event time as (seconds, nanos), or None."""
         if self._time is not None:
             return self._time
-        t = self._entry.time
-        return None if t is None else (t.seconds, t.nanos)
+        b, i = self._b, self._i
+        if not b.nanos or b.nanos[i] == _NO_TIME:
+            return None
+        return (b.seconds[i], b.nanos[i])
 
     @property
     def fields(self):
-        """The record's fields as a dict (a copy once changed)."""
+        """The record's fields as a dict (a copy: change them with ``set_field``)."""
         if self._fields is not None:
-            return self._fields
-        strings = self._batch.strings
-        return {
-            strings[f.key.start : f.key.start + f.key.len].decode(): _value(f.value, strings)
-            for f in self._input
-        }
+            return dict(self._fields)
+        return dict(self._b.fields(self._i) or ())
 
     @property
     def has_fields(self):
-        """Whether the record has any field (cheaper than ``fields``)."""
-        return bool(self._fields if self._fields is not None else self._input)
-
-    def field(self, key):
-        """One field's value, or None."""
+        """Whether the record has any field."""
         if self._fields is not None:
-            return self._fields.get(key)
-        strings = self._batch.strings
-        want = key.encode()
-        for f in self._input:
-            k = f.key
-            if strings[k.start : k.start + k.len] == want:
-                return _value(f.value, strings)
-        return None
+            return bool(self._fields)
+        return bool(self._b.fields(self._i))
+
+    def field(self, key, default=None):
+        """One field's value, or ``default``."""
+        if self._fields is not None:
+            return self._fields.get(key, default)
+        return (self._b.fields(self._i) or {}).get(key, default)
 
     def _own_fields(self):
         if self._fields is None:
-            self._fields = self.fields
+            self._fields = dict(self._b.fields(self._i) or ())
         self.changed = True
         return self._fields
 
@@ -224,80 +278,121 @@ class Record:
         self._own_fields()[key] = value
 
     def remove_field(self, key):
-        self._own_fields().pop(key, None)
+        """Removes a field; True if it was there."""
+        return self._own_fields().pop(key, _EMPTY) is not _EMPTY
 
     def set_line(self, line):
         self._line = line.encode() if isinstance(line, str) else bytes(line)
         self.changed = True
 
     def set_time(self, seconds, nanos=0):
+        if not 0 <= nanos <= 999_999_999:
+            raise ValueError(f"nanos must be in 0..=999999999, not {nanos}")
         self._time = (int(seconds), int(nanos))
         self.changed = True
 
     def route_to(self, sinks):
         """Sends the record to these sinks only (among the stream's)."""
-        self._route = list(sinks)
+        self._route = [sinks] if isinstance(sinks, str) else list(sinks)
         self.changed = True
 
 
+_EMPTY = object()
+
+
 class _Out:
-    """The output being packed."""
+    """The output columns being built."""
 
-    def __init__(self):
-        self.records = []
+    def __init__(self, kept):
+        # The records before the first change were kept as they came.
+        self.sources = list(range(kept))
+        self.changes = bytearray(kept)
         self.data = bytearray()
-        self.fields = []
+        self.line_ends = []
+        self.seconds = []
+        self.nanos = []
+        self.owners = []
+        self.kinds = bytearray()
+        self.key_ends = []
+        self.value_ends = []
+        self.ints = []
+        self.floats = []
         self.strings = bytearray()
+        self.routes = bytearray()
+        self.route_ends = []
 
-    def string(self, s):
-        b = s.encode() if isinstance(s, str) else s
-        span = types.Span(len(self.strings), len(b))
-        self.strings += b
-        return span
-
-    def line(self, b):
-        span = types.Span(len(self.data), len(b))
-        self.data += b
-        return span
-
-    def field(self, key, v):
-        owner = len(self.records)
+    def field(self, owner, key, v):
+        strings = self.strings
+        self.owners.append(owner)
+        strings += key.encode()
+        self.key_ends.append(len(strings))
         if v is None:
-            value = types.Value_Null()
-        elif isinstance(v, bool):
-            value = types.Value_Boolean(v)
-        elif isinstance(v, int):
-            if not -(2**63) <= v < 2**63:
-                value = types.Value_Json(self.string(str(v)))
-            else:
-                value = types.Value_Integer(v)
+            kind = _NULL
+        elif v is True or v is False:
+            kind = _TRUE if v else _FALSE
+        elif isinstance(v, int) and -_S64 <= v < _S64:
+            self.ints.append(v)
+            kind = _INT
         elif isinstance(v, float):
-            value = types.Value_Float(v)
+            self.floats.append(v)
+            kind = _FLOAT
         elif isinstance(v, str):
-            value = types.Value_Text(self.string(v))
+            strings += v.encode()
+            kind = _TEXT
         else:
-            value = types.Value_Json(self.string(json.dumps(v, separators=(",", ":"))))
-        self.fields.append(types.Field(owner, self.string(key), value))
+            # Lists, dicts, and integers beyond 64 bits.
+            strings += json.dumps(v, separators=(",", ":")).encode()
+            kind = _JSON
+        self.kinds.append(kind)
+        self.value_ends.append(len(strings))
 
     def emit(self, source, rec, line=None, fields=None, time=None):
+        changes = 0
+        if line is None:
+            line = rec._line
         if line is not None:
-            line = self.line(line)
-        elif rec._line is not None:
-            line = self.line(rec._line)
+            self.data += line
+            self.line_ends.append(len(self.data))
+            changes |= _LINE
+        if time is None:
+            time = rec._time
+        if time is not None:
+            self.seconds.append(time[0])
+            self.nanos.append(time[1])
+            changes |= _TIME
         if fields is None:
             fields = rec._fields
         if fields is not None:
+            owner = len(self.sources)
             for k, v in fields.items():
-                self.field(k, v)
-        t = time if time is not None else rec._time
-        self.records.append(
-            types.Emitted(
-                source,
-                line,
-                None if t is None else types.Timestamp(t[0], t[1]),
-                types.FieldsFrom.INPUT if fields is None else types.FieldsFrom.OUTPUT,
-                None if rec._route is None else self.string(",".join(rec._route)),
-            )
+                self.field(owner, k, v)
+            changes |= _FIELDS
+        if rec._route is not None:
+            self.routes += ",".join(rec._route).encode()
+            self.route_ends.append(len(self.routes))
+            changes |= _ROUTE
+        self.sources.append(source)
+        self.changes.append(changes)
+
+    def output(self):
+        return types.Output(
+            False,
+            self.sources,
+            bytes(self.changes),
+            bytes(self.data),
+            self.line_ends,
+            types.Times(self.seconds, self.nanos),
+            types.Fields(
+                self.owners,
+                bytes(self.kinds),
+                self.key_ends,
+                self.value_ends,
+                self.ints,
+                self.floats,
+                bytes(self.strings),
+            ),
+            bytes(self.routes),
+            self.route_ends,
         )
 
 
@@ -321,35 +416,24 @@ def log(level, message):
     host.log(level, str(message))
 
 
-_KEEP_ALL = types.Output(True, [], b"", [], b"")
-_EMPTY = ()
+_KEEP_ALL = types.Output(
+    True, [], b"", b"", [], types.Times([], []), types.Fields([], b"", [], [], [], [], b""), b"", []
+)
 
 
 def _run(plugin, batch):
-    plugin.begin_batch(batch)
+    plugin.begin_batch(BatchInfo(batch))
     process = plugin.process
-    entries = batch.records
-    all_fields = batch.fields
-    n_fields = len(all_fields)
-    f = 0
+    b = _Batch(batch)
     out = None
-    for i, entry in enumerate(entries):
-        if n_fields:
-            start = f
-            while f < n_fields and all_fields[f].owner == i:
-                f += 1
-            own = all_fields[start:f]
-        else:
-            own = _EMPTY
-        rec = Record(batch, entry, own)
+    for i in range(len(b.ends)):
+        rec = Record(b, i)
         verdict = process(rec)
         if out is None:
             if verdict is KEEP and not rec.changed:
                 continue
             # The first record not kept as it came: the ones before it are written out now.
-            out = _Out()
-            for j in range(i):
-                out.records.append(types.Emitted(j, None, None, types.FieldsFrom.INPUT, None))
+            out = _Out(i)
         if verdict is KEEP or verdict == KEEP:
             out.emit(i, rec)
         elif verdict is DROP or verdict == DROP:
@@ -365,7 +449,7 @@ def _run(plugin, batch):
     _flush_counts()
     if out is None:
         return _KEEP_ALL
-    return types.Output(False, out.records, bytes(out.data), out.fields, bytes(out.strings))
+    return out.output()
 
 
 def _failure(what):

@@ -15,6 +15,7 @@
 
 pub mod capture;
 pub mod convert;
+pub mod guest;
 pub mod runtime;
 pub mod stats;
 pub mod tester;
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use guest::Guest;
 use runtime::{Failure, Instance, Limits, PluginPre, Runtime, State};
 
 /// A stream's `plugins:` entry.
@@ -148,6 +150,8 @@ pub struct Loaded {
     pub hash: u128,
     pub from_cache: bool,
     pub compile_time: Duration,
+    /// The language runtime the component embeds.
+    pub guest: Guest,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -252,6 +256,10 @@ impl PluginSpec {
         };
         let loaded = load_file(&cfg.path, limits.fuel.is_some(), cache_dir)
             .map_err(|reason| ("path".to_string(), reason))?;
+        loaded
+            .guest
+            .check_memory(&name, l.memory)
+            .map_err(|reason| ("limits.memory".to_string(), reason))?;
         let spec = PluginSpec {
             name,
             path: cfg.path.clone(),
@@ -328,6 +336,7 @@ pub fn load_file(path: &Path, fuel: bool, cache_dir: Option<&Path>) -> Result<Lo
         pre,
         sig,
         hash: xxhash_rust::xxh3::xxh3_128(&bytes),
+        guest: Guest::detect(&bytes),
         from_cache,
         compile_time,
     })

@@ -137,7 +137,8 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-fn size(bytes: usize) -> String {
+/// A byte count as people write it in the config (`64MiB`, `13.2MiB`).
+pub fn size(bytes: usize) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{}MiB", bytes >> 20)
     } else if bytes >= 1 << 20 {

@@ -61,6 +61,9 @@ pub fn run(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into())
         .into();
+    loaded
+        .guest
+        .check_memory(&name, opts.limits.memory as u64)?;
     let spec = PluginSpec {
         name: Arc::clone(&name),
         path: opts.plugin.clone(),
@@ -77,8 +80,9 @@ pub fn run(
     let mut instance = spec.start(&spec.loaded).map_err(|(_, reason)| reason)?;
     writeln!(
         out,
-        "plugin {name} ({}): {} in {:.1} ms, started with config {}",
+        "plugin {name} ({}, {}): {} in {:.1} ms, started with config {}",
         opts.plugin.display(),
+        spec.loaded.guest.describe(),
         if spec.loaded.from_cache {
             "loaded from the compile cache"
         } else {
