@@ -26,6 +26,18 @@ if ! command -v rsyslogd >/dev/null || ! [ -e /usr/lib/x86_64-linux-gnu/rsyslog/
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends rsyslog rsyslog-openssl >/dev/null; }
 fi
 
+# The Python and JavaScript plugin tests build plugins/python and plugins/javascript from source:
+# componentize-py from PyPI into a virtualenv under target/, componentize-js from npm into
+# plugins/javascript/node_modules, both at the versions pinned in the build scripts and
+# package-lock.json. They need python3's venv module and Node.js with npm.
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null || ! command -v npm >/dev/null; then
+  sudo=$(command -v sudo || true)
+  $sudo apt-get install -y --no-install-recommends python3-venv nodejs npm >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends python3-venv nodejs npm >/dev/null; }
+fi
+bash plugins/python/build.sh
+bash plugins/javascript/build.sh
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The example and test plugins, built once for WebAssembly (the integration tests reuse them).

@@ -184,7 +184,7 @@ fn a_panic_message_reaches_the_log_and_the_batch_is_dead_lettered() {
     let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        err.contains("plugin wrote to stderr")
+        err.contains("plugin stderr: ")
             && err.contains("hostile plugin panicked on purpose at line `PANIC here`"),
         "{err}"
     );

@@ -342,6 +342,32 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
+/// A Python or JavaScript plugin (`plugins/python/...`, `plugins/javascript/...`) built from
+/// source by its language's `build.sh` with the pinned componentize-py or componentize-js (once
+/// per language per test binary; the scripts skip what is up to date).
+pub fn lang_plugin(lang: &str, name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|l| l == lang) {
+        let out = Command::new("bash")
+            .arg(root.join(format!("plugins/{lang}/build.sh")))
+            .current_dir(&root)
+            .output()
+            .expect("running the plugin build script");
+        assert!(
+            out.status.success(),
+            "building the {lang} plugins failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        built.push(lang.to_string());
+    }
+    let path = root.join(format!("target/plugins/{lang}/{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
 /// Copies the Apache access sample (tests/fixtures) to `dir/access.log`.
 pub fn copy_sample(dir: &Path) -> PathBuf {
     let sample = concat!(

@@ -197,11 +197,12 @@ impl WasmPlugin {
                 }
             }
         }
+        // One log event per line, each tagged with the plugin, so that a Python traceback or a
+        // JavaScript stack stays attributable line by line in any log pipeline.
         for (what, bytes) in [("stdout", stdout), ("stderr", stderr)] {
             let text = String::from_utf8_lossy(&bytes);
-            let text = text.trim();
-            if !text.is_empty() {
-                tracing::warn!(stream, plugin, "plugin wrote to {what}: {text}");
+            for line in text.trim().lines().filter(|l| !l.trim().is_empty()) {
+                tracing::warn!(stream, plugin, "plugin {what}: {line}");
             }
         }
     }

@@ -10,8 +10,9 @@ import { exportPlugin, ConfigError, KEEP, DROP, count } from "../../sdk/tailcar_
 
 const DEFAULT_PATHS = ["/healthz", "/readyz", "/livez", "/ping"];
 
-// The path of the first quoted request ("METHOD /path?query PROTO"), without its query.
-const REQUEST = /"[^" ]* ([^ "?]*)/;
+// The path of the first quoted request ("METHOD /path?query PROTO"): after the first quote, the
+// word after the first space, up to a space or quote (as the Rust and Python versions read it).
+const REQUEST = /^[^"]*"[^ ]* ([^ "]*)/;
 
 class DropHealthchecks {
   constructor(config) {
@@ -31,7 +32,7 @@ class DropHealthchecks {
       path = path.split("?", 1)[0];
     } else {
       const m = REQUEST.exec(record.lineStr());
-      path = m ? m[1] : null;
+      path = m ? m[1].split("?", 1)[0] : null;
     }
     if (path !== null && this.paths.has(path)) {
       count("healthchecks_dropped");
