@@ -42,5 +42,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The example and test plugins, built once for WebAssembly (the integration tests reuse them).
 CARGO_TARGET_DIR=target/plugins cargo build --locked --profile plugin --target wasm32-wasip2 \
-  -p nginx_parse -p drop_healthchecks -p redact -p sample -p passthrough -p hostile -p wrong_world
+  -p nginx_parse -p drop_healthchecks -p json_kv_parse -p redact -p sample -p passthrough -p hostile \
+  -p wrong_world
 cargo test --workspace --locked

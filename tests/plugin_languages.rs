@@ -116,17 +116,19 @@ fn parser_cases() -> Vec<(&'static str, serde_json::Value, Option<&'static str>)
 }
 
 #[test]
-fn a_python_parser_feeds_a_javascript_filter_and_each_parser_gives_exact_fields() {
+fn a_python_parser_feeds_a_javascript_filter_and_the_parser_gives_the_same_fields_in_three_languages()
+ {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let dd = d.display();
     let cases = parser_cases();
     let input: String = cases.iter().map(|(l, _, _)| format!("{l}\n")).collect();
-    for s in ["chain", "py", "js"] {
+    for s in ["chain", "py", "js", "rs"] {
         fs::write(d.join(format!("{s}.log")), &input).unwrap();
     }
     let py = lang_plugin("python", "json_kv_parse");
     let js = lang_plugin("javascript", "json_kv_parse");
+    let rs = plugin("json_kv_parse");
     let js_filter = lang_plugin("javascript", "drop_healthchecks");
     let parser = |p: &Path, name: &str| {
         format!(
@@ -137,18 +139,19 @@ fn a_python_parser_feeds_a_javascript_filter_and_each_parser_gives_exact_fields(
     fs::write(
         d.join("tailcar.yaml"),
         format!(
-            "checkpoint_dir: {dd}/state\nadmin: {{ enabled: false }}\nstreams:\n  chain:\n    paths: [{dd}/chain.log]\n    plugins:\n{}      - path: {}\n        name: js_filter\n    sinks: [chain_out]\n  py:\n    paths: [{dd}/py.log]\n    plugins:\n{}    sinks: [py_out]\n  js:\n    paths: [{dd}/js.log]\n    plugins:\n{}    sinks: [js_out]\nsinks:\n  chain_out: {{ type: file, path: {dd}/chain.json, format: json }}\n  py_out: {{ type: file, path: {dd}/py.json, format: json }}\n  js_out: {{ type: file, path: {dd}/js.json, format: json }}\n",
+            "checkpoint_dir: {dd}/state\nadmin: {{ enabled: false }}\nstreams:\n  chain:\n    paths: [{dd}/chain.log]\n    plugins:\n{}      - path: {}\n        name: js_filter\n    sinks: [chain_out]\n  py:\n    paths: [{dd}/py.log]\n    plugins:\n{}    sinks: [py_out]\n  js:\n    paths: [{dd}/js.log]\n    plugins:\n{}    sinks: [js_out]\n  rs:\n    paths: [{dd}/rs.log]\n    plugins:\n{}    sinks: [rs_out]\nsinks:\n  chain_out: {{ type: file, path: {dd}/chain.json, format: json }}\n  rs_out: {{ type: file, path: {dd}/rs.json, format: json }}\n  py_out: {{ type: file, path: {dd}/py.json, format: json }}\n  js_out: {{ type: file, path: {dd}/js.json, format: json }}\n",
             parser(&py, "py_parse"),
             js_filter.display(),
             parser(&py, "py_parse_alone"),
             parser(&js, "js_parse"),
+            parser(&rs, "rs_parse"),
         ),
     )
     .unwrap();
     let (code, _, err) = run(d, &["run", "--config", "tailcar.yaml", "--once"]);
     assert_eq!(code, Some(0), "{err}");
 
-    for out in ["py", "js"] {
+    for out in ["py", "js", "rs"] {
         let recs = json_records(&d.join(format!("{out}.json")));
         assert_eq!(recs.len(), cases.len(), "{out}: {err}");
         for (r, (line, fields, time)) in recs.iter().zip(&cases) {

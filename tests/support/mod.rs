@@ -321,6 +321,7 @@ pub fn plugin(name: &str) -> PathBuf {
         for p in [
             "nginx_parse",
             "drop_healthchecks",
+            "json_kv_parse",
             "redact",
             "sample",
             "passthrough",
