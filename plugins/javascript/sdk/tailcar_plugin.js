@@ -143,7 +143,7 @@ export class ConfigError extends Error {}
 /** One record of a split: its line, and fields added to the original record's. */
 export class Piece {
   constructor(line, fields = {}, time = null) {
-    this.line = typeof line === "string" ? encode(line) : line;
+    this.line = line;
     this.fields = fields;
     this.time = time;
   }
@@ -166,17 +166,39 @@ class BatchInfo {
   }
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** A byte column as text, sliceable by byte offsets. Decoding costs one call into the engine per
+ * column (a call per line or per field costs microseconds each in StarlingMonkey); when the
+ * column is all ASCII, byte offsets are character offsets and slices are cheap. */
+class TextColumn {
+  constructor(bytes) {
+    this.bytes = bytes;
+    this.text = null;
+    this.ascii = false;
+  }
+
+  slice(start, end) {
+    if (this.text === null) {
+      this.text = decode(this.bytes);
+      // Any byte above 0x7f decodes to a non-ASCII character (itself or U+FFFD).
+      this.ascii = !NON_ASCII.test(this.text);
+    }
+    return this.ascii ? this.text.slice(start, end) : decode(this.bytes.subarray(start, end));
+  }
+}
+
 function decodeFields(cols, n) {
   const out = new Array(n).fill(null);
-  const s = cols.strings;
+  const s = new TextColumn(cols.strings);
   let ints = 0, floats = 0, pos = 0;
   for (let i = 0; i < cols.owners.length; i++) {
     const keyEnd = cols.keyEnds[i], valueEnd = cols.valueEnds[i];
-    const key = decode(s.subarray(pos, keyEnd));
+    const key = s.slice(pos, keyEnd);
     let value;
     switch (cols.kinds[i]) {
-      case TEXT: value = decode(s.subarray(keyEnd, valueEnd)); break;
-      case JSON_KIND: value = JSON.parse(decode(s.subarray(keyEnd, valueEnd))); break;
+      case TEXT: value = s.slice(keyEnd, valueEnd); break;
+      case JSON_KIND: value = JSON.parse(s.slice(keyEnd, valueEnd)); break;
       case INT: {
         // A JavaScript number holds integers exactly up to 2^53; larger ones stay BigInt.
         const big = cols.ints[ints++];
@@ -200,6 +222,7 @@ class Batch {
   constructor(b) {
     this.wit = b;
     this.data = b.data;
+    this.text = new TextColumn(b.data);
     this.ends = b.lineEnds;
     this.seconds = b.times.seconds;
     this.nanos = b.times.nanos;
@@ -231,13 +254,20 @@ export class Record {
 
   /** The line's bytes (a Uint8Array, without the newline); not always UTF-8. */
   get line() {
-    if (this._line !== null) return this._line;
+    if (this._line !== null) return typeof this._line === "string" ? encode(this._line) : this._line;
     const b = this._b, i = this._i;
     return b.data.subarray(i ? b.ends[i - 1] : 0, b.ends[i]);
   }
 
   /** The line as text (invalid UTF-8 replaced). */
-  lineStr() { return decode(this.line); }
+  lineStr() {
+    if (this._line !== null) return typeof this._line === "string" ? this._line : decode(this._line);
+    // Inlined TextColumn.slice: every call costs in an interpreted engine.
+    const t = this._b.text, ends = this._b.ends, i = this._i;
+    const start = i ? ends[i - 1] : 0;
+    if (t.text === null) t.slice(0, 0);
+    return t.ascii ? t.text.slice(start, ends[i]) : decode(t.bytes.subarray(start, ends[i]));
+  }
 
   /** The event time as [seconds, nanos], or null. */
   get time() {
@@ -263,25 +293,29 @@ export class Record {
     return f !== null && Object.hasOwn(f, key) ? f[key] : fallback;
   }
 
-  #own() {
-    if (this._fields === null) this._fields = { ...this._b.fields(this._i) };
+  _own() {
+    if (this._fields === null) {
+      const input = this._b.decoded === null || this._b.decoded.length ? this._b.fields(this._i) : null;
+      this._fields = input === null ? {} : Object.assign({}, input);
+    }
     this.changed = true;
     return this._fields;
   }
 
   /** Sets a field: string, number, BigInt, boolean, null, or an array/object (kept as JSON). */
-  setField(key, value) { this.#own()[key] = value; }
+  setField(key, value) { this._own()[key] = value; }
 
   /** Removes a field; true if it was there. */
   removeField(key) {
-    const f = this.#own();
+    const f = this._own();
     const had = Object.hasOwn(f, key);
     delete f[key];
     return had;
   }
 
+  /** Replaces the line: a string (written as UTF-8) or bytes (a Uint8Array). */
   setLine(line) {
-    this._line = typeof line === "string" ? encode(line) : line;
+    this._line = line;
     this.changed = true;
   }
 
@@ -300,27 +334,45 @@ export class Record {
   }
 }
 
-/** A growable byte buffer. */
-class Bytes {
+/** A byte column built from strings and byte arrays, back to back. Ends are recorded as part
+ * counts and turned into byte offsets once per batch: when every part is an ASCII string (the
+ * usual case), the whole column is encoded with one call into the engine. */
+class Parts {
   constructor() {
-    this.buf = new Uint8Array(256);
-    this.len = 0;
+    this.parts = [];
+    this.chars = [0];
+    this.bytesParts = false;
   }
 
-  push(bytes) {
-    if (this.len + bytes.length > this.buf.length) {
-      let size = this.buf.length * 2;
-      while (size < this.len + bytes.length) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.buf.subarray(0, this.len));
-      this.buf = grown;
+  /** Appends a part; returns the mark of its end (resolve it with `finish`). */
+  push(part) {
+    const parts = this.parts;
+    if (typeof part !== "string") this.bytesParts = true;
+    this.chars.push(this.chars[parts.length] + part.length);
+    return parts.push(part);
+  }
+
+  /** The column's bytes, and the byte offset of every mark. */
+  finish() {
+    if (!this.bytesParts) {
+      const text = this.parts.join("");
+      if (!NON_ASCII.test(text)) return [encode(text), this.chars];
     }
-    this.buf.set(bytes, this.len);
-    this.len += bytes.length;
-    return this.len;
+    const chunks = this.parts.map((p) => (typeof p === "string" ? encode(p) : p));
+    const offsets = [0];
+    let total = 0;
+    for (const c of chunks) offsets.push((total += c.length));
+    const bytes = new Uint8Array(total);
+    for (let i = 0; i < chunks.length; i++) bytes.set(chunks[i], offsets[i]);
+    return [bytes, offsets];
   }
+}
 
-  view() { return this.buf.subarray(0, this.len); }
+/** Resolves marks from `Parts.push` into byte offsets. */
+function resolve(marks, offsets) {
+  const out = new Uint32Array(marks.length);
+  for (let i = 0; i < marks.length; i++) out[i] = offsets[marks[i]];
+  return out;
 }
 
 const I64_MIN = -(2n ** 63n), I64_MAX = 2n ** 63n - 1n;
@@ -331,7 +383,7 @@ class Out {
     // The records before the first change were kept as they came.
     this.sources = Array.from({ length: kept }, (_, i) => i);
     this.changes = new Array(kept).fill(0);
-    this.data = new Bytes();
+    this.data = new Parts();
     this.lineEnds = [];
     this.seconds = [];
     this.nanos = [];
@@ -341,14 +393,15 @@ class Out {
     this.valueEnds = [];
     this.ints = [];
     this.floats = [];
-    this.strings = new Bytes();
-    this.routes = new Bytes();
+    this.strings = new Parts();
+    this.routes = new Parts();
     this.routeEnds = [];
   }
 
   field(owner, key, v) {
     this.owners.push(owner);
-    this.keyEnds.push(this.strings.push(encode(key)));
+    let end = this.strings.push(key);
+    this.keyEnds.push(end);
     let kind;
     if (v === null || v === undefined) kind = NULL;
     else if (v === true) kind = TRUE;
@@ -363,16 +416,15 @@ class Out {
       this.floats.push(v);
       kind = FLOAT;
     } else if (typeof v === "string") {
-      this.strings.push(encode(v));
+      end = this.strings.push(v);
       kind = TEXT;
     } else {
       // Arrays, objects, and BigInts beyond 64 bits.
-      const text = typeof v === "bigint" ? v.toString() : JSON.stringify(v);
-      this.strings.push(encode(text));
+      end = this.strings.push(typeof v === "bigint" ? v.toString() : JSON.stringify(v));
       kind = JSON_KIND;
     }
     this.kinds.push(kind);
-    this.valueEnds.push(this.strings.len);
+    this.valueEnds.push(end);
   }
 
   emit(source, rec, line = null, fields = null, time = null) {
@@ -391,11 +443,11 @@ class Out {
     fields ??= rec._fields;
     if (fields !== null) {
       const owner = this.sources.length;
-      for (const [k, v] of Object.entries(fields)) this.field(owner, k, v);
+      for (const k in fields) this.field(owner, k, fields[k]);
       changes |= FIELDS;
     }
     if (rec._route !== null) {
-      this.routeEnds.push(this.routes.push(encode(rec._route.join(","))));
+      this.routeEnds.push(this.routes.push(rec._route.join(",")));
       changes |= ROUTE;
     }
     this.sources.push(source);
@@ -403,24 +455,27 @@ class Out {
   }
 
   output() {
+    const [data, lineOffsets] = this.data.finish();
+    const [strings, stringOffsets] = this.strings.finish();
+    const [routes, routeOffsets] = this.routes.finish();
     return {
       keepAll: false,
       sources: Uint32Array.from(this.sources),
       changes: Uint8Array.from(this.changes),
-      data: this.data.view(),
-      lineEnds: Uint32Array.from(this.lineEnds),
+      data,
+      lineEnds: resolve(this.lineEnds, lineOffsets),
       times: { seconds: BigInt64Array.from(this.seconds), nanos: Uint32Array.from(this.nanos) },
       fields: {
         owners: Uint32Array.from(this.owners),
         kinds: Uint8Array.from(this.kinds),
-        keyEnds: Uint32Array.from(this.keyEnds),
-        valueEnds: Uint32Array.from(this.valueEnds),
+        keyEnds: resolve(this.keyEnds, stringOffsets),
+        valueEnds: resolve(this.valueEnds, stringOffsets),
         ints: BigInt64Array.from(this.ints),
         floats: Float64Array.from(this.floats),
-        strings: this.strings.view(),
+        strings,
       },
-      routes: this.routes.view(),
-      routeEnds: Uint32Array.from(this.routeEnds),
+      routes,
+      routeEnds: resolve(this.routeEnds, routeOffsets),
     };
   }
 }

@@ -77,10 +77,12 @@ pub fn run(
         loaded: Arc::new(loaded),
     };
     let io = |e: std::io::Error| format!("writing the report: {e}");
+    let t0 = Instant::now();
     let mut instance = spec.start(&spec.loaded).map_err(|(_, reason)| reason)?;
+    let start_time = t0.elapsed();
     writeln!(
         out,
-        "plugin {name} ({}, {}): {} in {:.1} ms, started with config {}",
+        "plugin {name} ({}, {}): {} in {:.1} ms, instantiated and initialised in {:.1} ms with config {}",
         opts.plugin.display(),
         spec.loaded.guest.describe(),
         if spec.loaded.from_cache {
@@ -89,6 +91,7 @@ pub fn run(
             "compiled"
         },
         load_time.as_secs_f64() * 1e3,
+        start_time.as_secs_f64() * 1e3,
         opts.config
     )
     .map_err(io)?;
