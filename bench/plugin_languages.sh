@@ -3,9 +3,10 @@
 # StarlingMonkey): `passthrough` over access-log lines and `json_kv_parse` over JSON and logfmt
 # lines, each run by `tailcar plugin test` at the default batch size (1000 records). Prints, per
 # language and plugin: the time inside the plugin per record (crossing the boundary both ways
-# included, from the tester's summary), records/s at that cost, the instance's linear memory, the
-# tester's peak RSS, and the cold start: compile or cache load, then instantiate + init, then the
-# whole `plugin test` process on one line, without and with the compile cache.
+# included, from the tester's summary), records/s at that cost, the instance's peak linear
+# memory, how often it was recycled (its memory past 3/4 of the 64 MiB limit, as a pipeline
+# does), the tester's peak RSS, and the cold start: compile or cache load, then instantiate +
+# init, then the whole `plugin test` process on one line with the compile cache.
 #
 #   bash bench/plugin_languages.sh
 #   LINES=20000 bash bench/plugin_languages.sh     # quicker
@@ -51,8 +52,8 @@ path_of() { # lang plugin
 }
 
 echo "inputs: $LINES access-log lines (passthrough), $LINES JSON/logfmt lines (json_kv_parse); batches of 1000"
-printf "%-11s %-14s %9s %11s %10s %8s %12s %12s %12s %12s\n" lang plugin us/record records/s linear_MiB RSS_MiB \
-  compile_ms cached_ms init_ms process_ms
+printf "%-11s %-14s %9s %11s %10s %8s %8s %11s %10s %8s %10s\n" lang plugin us/record records/s linear_MiB recycles \
+  RSS_MiB compile_ms cached_ms init_ms process_ms
 for plugin in passthrough json_kv_parse; do
   input="$OUT/access-$LINES.log"
   config='{}'
@@ -78,9 +79,10 @@ for plugin in passthrough json_kv_parse; do
     ns=$(echo "$summary" | sed -n 's/.* \([0-9]*\) ns\/record in the plugin.*/\1/p')
     linear=$(echo "$summary" | sed -n 's/.*memory \([0-9]*\) KiB.*/\1/p')
     failed=$(echo "$summary" | sed -n 's/.*(\([0-9]*\) failed).*/\1/p')
+    recycles=$(echo "$summary" | sed -n 's/.*, \([0-9]*\) recycled.*/\1/p')
     [ "$failed" = 0 ] || { echo "$lang $plugin: $summary" >&2; exit 1; }
-    printf "%-11s %-14s %9.2f %11.0f %10.1f %8.1f %12s %12s %12s %12s\n" "$lang" "$plugin" \
+    printf "%-11s %-14s %9.2f %11.0f %10.1f %8s %8.1f %11s %10s %8s %10s\n" "$lang" "$plugin" \
       "$(echo "$ns / 1000" | bc -l)" "$(echo "1000000000 / $ns" | bc -l)" "$(echo "$linear / 1024" | bc -l)" \
-      "$(echo "$rss / 1024" | bc -l)" "$compile" "$cached" "$init" "$process"
+      "$recycles" "$(echo "$rss / 1024" | bc -l)" "$compile" "$cached" "$init" "$process"
   done
 done

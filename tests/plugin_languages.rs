@@ -345,3 +345,38 @@ fn a_memory_limit_below_a_runtimes_floor_is_refused_at_start() {
         assert!(err.contains(expected), "{lang}: {err}");
     }
 }
+
+#[test]
+fn a_python_plugin_sees_no_files_environment_or_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dd = d.display();
+    fs::write(d.join("a.log"), "probe\n").unwrap();
+    fs::write(d.join("secret.txt"), "do not read\n").unwrap();
+    fs::write(
+        d.join("tailcar.yaml"),
+        format!(
+            "checkpoint_dir: {dd}/state\nadmin: {{ enabled: false }}\nstreams:\n  a:\n    paths: [{dd}/a.log]\n    plugins:\n      - path: {}\n        config: {{ mode: probe }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dd}/out.json, format: json }}\n",
+            lang_plugin("python", "hostile").display()
+        ),
+    )
+    .unwrap();
+    // tailcar runs in the directory holding a file and with a secret in its environment.
+    let (code, _, err) = run_env(
+        d,
+        &["run", "--config", "tailcar.yaml", "--once"],
+        &[("TAILCAR_TEST_SECRET", "hunter2")],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let recs = json_records(&d.join("out.json"));
+    let f = &recs[0]["fields"];
+    // No preopened directory: no path resolves, not even the working directory.
+    assert_eq!(f["file"], "FileNotFoundError", "{f}");
+    assert_eq!(f["listdir"], "FileNotFoundError", "{f}");
+    assert_eq!(f["cwd_files"], "FileNotFoundError", "{f}");
+    assert_eq!(
+        f["env"], 0,
+        "no environment variable reaches the plugin: {f}"
+    );
+    assert_ne!(f["net"], "connected", "{f}");
+}

@@ -70,7 +70,8 @@ pub fn run(
         config: opts.config.clone(),
         limits: opts.limits,
         max_output: opts.max_output,
-        recycle_above: opts.limits.memory,
+        // As in a pipeline with the default `recycle_above`.
+        recycle_above: opts.limits.memory / 4 * 3,
         on_error: OnError::Pass,
         dead_letter: None,
         cache_dir: opts.cache_dir.clone(),
@@ -104,6 +105,7 @@ pub fn run(
         defaults: 0,
     };
     let mut summary = TestSummary::default();
+    let (mut peak_memory, mut recycled) = (0usize, 0usize);
     let mut busy = Duration::ZERO;
     let mut lines = input.split(b'\n');
     loop {
@@ -182,10 +184,23 @@ pub fn run(
                 writeln!(out, "  plugin {what}: {l}").map_err(io)?;
             }
         }
+        peak_memory = peak_memory.max(instance.memory());
         if result.is_err() {
             // A trap poisons the instance: start a fresh one for the next batch, as tailcar does.
             instance = spec.start(&spec.loaded).map_err(|(_, reason)| reason)?;
             continue;
+        }
+        if instance.memory() > spec.recycle_above {
+            // As tailcar does after a batch that left the instance's memory this high.
+            writeln!(
+                out,
+                "  instance recycled: its memory ({} KiB) passed recycle_above ({} KiB, 3/4 of --memory)",
+                instance.memory() / 1024,
+                spec.recycle_above / 1024
+            )
+            .map_err(io)?;
+            recycled += 1;
+            instance = spec.start(&spec.loaded).map_err(|(_, reason)| reason)?;
         }
         if opts.quiet {
             continue;
@@ -230,12 +245,12 @@ pub fn run(
     };
     writeln!(
         out,
-        "summary: {} batches ({} failed), {} records in, {} out, {per_record:.0} ns/record in the plugin, memory {} KiB",
+        "summary: {} batches ({} failed), {} records in, {} out, {per_record:.0} ns/record in the plugin, memory {} KiB (peak), {recycled} recycled",
         summary.batches,
         summary.failed_batches,
         summary.records_in,
         summary.records_out,
-        instance.memory() / 1024
+        peak_memory.max(instance.memory()) / 1024
     )
     .map_err(io)?;
     Ok(summary)
