@@ -21,13 +21,6 @@ fn request_path(line: &str) -> Option<&str> {
     Some(path.split('?').next().unwrap_or(path))
 }
 
-fn lines_of(path: &Path) -> Vec<String> {
-    json_records(path)
-        .iter()
-        .map(|r| r["line"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn drop_healthchecks_ships_the_same_lines_in_rust_python_and_javascript() {
     let dir = tempfile::tempdir().unwrap();

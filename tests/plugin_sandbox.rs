@@ -30,13 +30,6 @@ fn write_config(dir: &Path, plugins: &str) {
     .unwrap();
 }
 
-fn lines_of(path: &Path) -> Vec<String> {
-    json_records(path)
-        .iter()
-        .map(|r| r["line"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn an_infinite_loop_is_interrupted_and_other_streams_keep_shipping() {
     let dir = tempfile::tempdir().unwrap();

@@ -389,6 +389,14 @@ pub fn json_records(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The `line` of each record a `format: json` file sink wrote.
+pub fn lines_of(path: &Path) -> Vec<String> {
+    json_records(path)
+        .iter()
+        .map(|r| r["line"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The value of `key=N` in the last log line that mentions `context` (statistics lines).
 pub fn stat(log: &str, context: &str, key: &str) -> Option<u64> {
     let line = log.lines().rev().find(|l| l.contains(context))?;
