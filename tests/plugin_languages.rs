@@ -373,3 +373,53 @@ fn a_python_plugin_sees_no_files_environment_or_network() {
     );
     assert_ne!(f["net"], "connected", "{f}");
 }
+
+#[test]
+fn the_compile_cache_holds_python_and_javascript_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("a.log"), "GET /healthz\n").unwrap();
+    for lang in ["python", "javascript"] {
+        let wasm = lang_plugin(lang, "drop_healthchecks");
+        let cache = d.join(format!("cache-{lang}"));
+        let args = [
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "a.log",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--quiet",
+        ];
+        let first = run(d, &args);
+        let second = run(d, &args);
+        for (code, out, err) in [&first, &second] {
+            assert_eq!(*code, Some(0), "{lang}: {err}");
+            assert!(String::from_utf8_lossy(out).contains("1 records in, 1 out"));
+        }
+        let header = |out: &[u8]| {
+            String::from_utf8_lossy(out)
+                .lines()
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert!(
+            header(&first.1).contains(": compiled in "),
+            "{}",
+            header(&first.1)
+        );
+        assert!(
+            header(&second.1).contains(": loaded from the compile cache in "),
+            "{lang}: {}",
+            header(&second.1)
+        );
+        // The cached artifact is the whole compiled runtime (tens of MB), in one file.
+        let sizes: Vec<u64> = fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .collect();
+        assert_eq!(sizes.len(), 1, "{lang}: {sizes:?}");
+        assert!(sizes[0] > 10 << 20, "{lang}: {sizes:?}");
+    }
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the JavaScript plugins (examples/ and testing/) into target/plugins/javascript/NAME.wasm
-# with the componentize-js pinned in package-lock.json (StarlingMonkey), installed with `npm ci`
+# with the componentize-js pinned in package-lock.json (StarlingMonkey), installed with `npm install`
 # on first use. A plugin whose .wasm is newer than its sources, the SDK and the WIT is left alone.
 #
 #   bash plugins/javascript/build.sh                # all of them
@@ -13,7 +13,9 @@ OUT=target/plugins/javascript
 mkdir -p "$OUT"
 
 if [ ! -x "$JS/node_modules/.bin/componentize-js" ] || [ "$JS/package-lock.json" -nt "$JS/node_modules/.package-lock.json" ]; then
-  (cd "$JS" && npm ci --no-audit --no-fund --loglevel=error)
+  # Not `npm ci`: npm 11 refuses this lock file because it lacks entries for other platforms'
+  # optional binaries; `npm install` still takes every version from package-lock.json.
+  (cd "$JS" && npm install --no-audit --no-fund --no-save --loglevel=error)
 fi
 
 if [ $# -gt 0 ]; then
