@@ -277,6 +277,10 @@ class Record:
         """Sets a field: str, int, float, bool, None, or a list/dict (kept as JSON)."""
         self._own_fields()[key] = value
 
+    def set_fields(self, values):
+        """Sets several fields at once (a dict), as a parser does."""
+        self._own_fields().update(values)
+
     def remove_field(self, key):
         """Removes a field; True if it was there."""
         return self._own_fields().pop(key, _EMPTY) is not _EMPTY

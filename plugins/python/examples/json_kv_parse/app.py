@@ -113,8 +113,7 @@ class JsonKvParse(tp.Plugin):
         if self.prefix:
             record.set_field(self.prefix, fields)
         else:
-            for k, v in fields.items():
-                record.set_field(k, v)
+            record.set_fields(fields)
         return tp.KEEP
 
 
