@@ -270,8 +270,19 @@ fn loops_memory_bombs_and_exceptions_cost_their_own_batch_in_python_and_javascri
         traceback.starts_with("Traceback (most recent call last):"),
         "{err}"
     );
+    // The traceback points at the line of the source that raised.
+    let source = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/python/testing/hostile/app.py"
+    ))
+    .unwrap();
+    let raise_line = source
+        .lines()
+        .position(|l| l.trim_start().starts_with("raise RuntimeError("))
+        .unwrap()
+        + 1;
     assert!(
-        traceback.contains("/app.py\", line 35, in explode"),
+        traceback.contains(&format!("/app.py\", line {raise_line}, in explode")),
         "{traceback}"
     );
     assert!(
@@ -279,12 +290,24 @@ fn loops_memory_bombs_and_exceptions_cost_their_own_batch_in_python_and_javascri
         "{traceback}"
     );
     let stack = printed("\"ja_raise\"");
+    let js_source = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/javascript/testing/hostile/app.js"
+    ))
+    .unwrap();
+    let throw_line = js_source
+        .lines()
+        .position(|l| l.trim_start().starts_with("throw new Error("))
+        .unwrap()
+        + 1;
     assert!(
         stack.contains(r#"process: Error: hostile plugin refused the line "BAD line""#),
         "{err}"
     );
     assert!(
-        stack.contains("explode@plugins/javascript/testing/hostile/app.js:10"),
+        stack.contains(&format!(
+            "explode@plugins/javascript/testing/hostile/app.js:{throw_line}"
+        )),
         "{stack}"
     );
 }
