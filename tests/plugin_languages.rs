@@ -14,6 +14,19 @@ use std::time::Duration;
 use serde_json::json;
 use support::*;
 
+/// The 1-based number of the first line of `plugins/{file}` that starts with `prefix`.
+fn source_line(file: &str, prefix: &str) -> usize {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins")
+        .join(file);
+    let source = fs::read_to_string(&path).unwrap();
+    source
+        .lines()
+        .position(|l| l.trim_start().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in {}", path.display()))
+        + 1
+}
+
 fn request_path(line: &str) -> Option<&str> {
     let request = line.split_once('"')?.1;
     let rest = request.split_once(' ')?.1;
@@ -271,16 +284,7 @@ fn loops_memory_bombs_and_exceptions_cost_their_own_batch_in_python_and_javascri
         "{err}"
     );
     // The traceback points at the line of the source that raised.
-    let source = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../plugins/python/testing/hostile/app.py"
-    ))
-    .unwrap();
-    let raise_line = source
-        .lines()
-        .position(|l| l.trim_start().starts_with("raise RuntimeError("))
-        .unwrap()
-        + 1;
+    let raise_line = source_line("python/testing/hostile/app.py", "raise RuntimeError(");
     assert!(
         traceback.contains(&format!("/app.py\", line {raise_line}, in explode")),
         "{traceback}"
@@ -290,16 +294,7 @@ fn loops_memory_bombs_and_exceptions_cost_their_own_batch_in_python_and_javascri
         "{traceback}"
     );
     let stack = printed("\"ja_raise\"");
-    let js_source = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../plugins/javascript/testing/hostile/app.js"
-    ))
-    .unwrap();
-    let throw_line = js_source
-        .lines()
-        .position(|l| l.trim_start().starts_with("throw new Error("))
-        .unwrap()
-        + 1;
+    let throw_line = source_line("javascript/testing/hostile/app.js", "throw new Error(");
     assert!(
         stack.contains(r#"process: Error: hostile plugin refused the line "BAD line""#),
         "{err}"
