@@ -4,6 +4,8 @@
 # binary against real files). This is the command the README gives and .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A full run builds everything once: incremental state would only add gigabytes on disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 command -v cargo >/dev/null || { echo "cargo is required (rustup toolchain)"; exit 1; }
 # rustfmt and clippy ship with the machine's rustup toolchain; make sure they are there.
