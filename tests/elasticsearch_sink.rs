@@ -35,7 +35,7 @@ fn items(server: &TestServer) -> Vec<(serde_json::Value, serde_json::Value, u16)
 
 fn write_config(dir: &Path, url: &str, extra: &str) {
     let text = format!(
-        "checkpoint_dir: {d}/ck\nstreams:\n  app:\n    paths: [{d}/app.log]\n    parser: {{ type: json, time_key: ts }}\n    sinks: [es]\nsinks:\n  es:\n    type: elasticsearch\n    url: {url}\n    index: 'app-logs-%Y.%m.%d'\n    batch: {{ timeout: 100ms }}\n    retry: {{ initial_backoff: 50ms, max_backoff: 200ms }}\n{extra}",
+        "checkpoint_dir: {d}/ck\nadmin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{d}/app.log]\n    parser: {{ type: json, time_key: ts }}\n    sinks: [es]\nsinks:\n  es:\n    type: elasticsearch\n    url: {url}\n    index: 'app-logs-%Y.%m.%d'\n    batch: {{ timeout: 100ms }}\n    retry: {{ initial_backoff: 50ms, max_backoff: 200ms }}\n{extra}",
         d = dir.display()
     );
     fs::write(dir.join("tailcar.yaml"), text).unwrap();

@@ -15,7 +15,7 @@ const T: Duration = Duration::from_secs(60);
 
 fn config(dir: &Path, url: &str, extra: &str) -> String {
     let text = format!(
-        "checkpoint_dir: {d}/ck\nstreams:\n  app:\n    paths: [{d}/app.log]\n    parser: json\n    sinks: [remote]\nsinks:\n  remote:\n    type: http\n    url: {url}\n    batch: {{ max_records: 100, timeout: 200ms }}\n    retry: {{ initial_backoff: 50ms, max_backoff: 500ms }}\n{extra}",
+        "checkpoint_dir: {d}/ck\nadmin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{d}/app.log]\n    parser: json\n    sinks: [remote]\nsinks:\n  remote:\n    type: http\n    url: {url}\n    batch: {{ max_records: 100, timeout: 200ms }}\n    retry: {{ initial_backoff: 50ms, max_backoff: 500ms }}\n{extra}",
         d = dir.display()
     );
     let path = dir.join("tailcar.yaml");
@@ -335,7 +335,7 @@ fn one_dead_sink(when_full: &str, lines: u64, wait: Duration) -> (usize, Tailcar
     let dead = free_port();
     append(&d.join("app.log"), "a", 0..lines);
     let cfg = format!(
-        "grace_period: 1s\nstreams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [good, dead]\nsinks:\n  good: {{ type: http, url: '{url}', compression: none, batch: {{ timeout: 100ms }} }}\n  dead: {{ type: http, url: 'http://{dead}/', max_in_flight: 1, batch: {{ max_records: 10 }}, retry: {{ initial_backoff: 1s, max_backoff: 1s }}, when_full: {when_full} }}\n",
+        "grace_period: 1s\nadmin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [good, dead]\nsinks:\n  good: {{ type: http, url: '{url}', compression: none, batch: {{ timeout: 100ms }} }}\n  dead: {{ type: http, url: 'http://{dead}/', max_in_flight: 1, batch: {{ max_records: 10 }}, retry: {{ initial_backoff: 1s, max_backoff: 1s }}, when_full: {when_full} }}\n",
         d = d.display(),
         url = good.url("/")
     );
@@ -438,7 +438,7 @@ fn memory_stays_bounded_while_the_sink_is_down() {
     let d = dir.path();
     let addr = free_port();
     let cfg = format!(
-        "streams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [remote]\nsinks:\n  remote: {{ type: http, url: 'http://{addr}/', retry: {{ initial_backoff: 1s, max_backoff: 1s }} }}\n",
+        "admin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [remote]\nsinks:\n  remote: {{ type: http, url: 'http://{addr}/', retry: {{ initial_backoff: 1s, max_backoff: 1s }} }}\n",
         d = d.display()
     );
     fs::write(d.join("tailcar.yaml"), cfg).unwrap();

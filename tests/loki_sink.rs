@@ -16,7 +16,7 @@ const T: Duration = Duration::from_secs(60);
 
 fn write_config(dir: &Path, url: &str, extra: &str) {
     let text = format!(
-        "streams:\n  app:\n    paths: [{d}/app.log]\n    parser: {{ type: json, time_key: ts }}\n    sinks: [loki]\nsinks:\n  loki:\n    type: loki\n    url: {url}\n    tenant: team-a\n    labels: {{ app: demo, stream: '{{stream}}', level: '{{level}}' }}\n    batch: {{ timeout: 200ms }}\n{extra}",
+        "admin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{d}/app.log]\n    parser: {{ type: json, time_key: ts }}\n    sinks: [loki]\nsinks:\n  loki:\n    type: loki\n    url: {url}\n    tenant: team-a\n    labels: {{ app: demo, stream: '{{stream}}', level: '{{level}}' }}\n    batch: {{ timeout: 200ms }}\n{extra}",
         d = dir.display()
     );
     fs::write(dir.join("tailcar.yaml"), text).unwrap();

@@ -16,7 +16,7 @@ fn the_apache_sample_parses_with_a_regexp_and_gets_static_fields() {
     let d = dir.path();
     copy_sample(d);
     let config = format!(
-        "streams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {{ type: regexp, pattern: '{pattern}', types: {{ status: int, bytes: int }}, time_key: time, time_format: '%d/%b/%Y:%H:%M:%S %z' }}\n    fields: {{ cluster: prod-eu-1, pod: \"${{POD_NAME:-web-0}}\" }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        "admin: {{ enabled: false }}\nstreams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {{ type: regexp, pattern: '{pattern}', types: {{ status: int, bytes: int }}, time_key: time, time_format: '%d/%b/%Y:%H:%M:%S %z' }}\n    fields: {{ cluster: prod-eu-1, pod: \"${{POD_NAME:-web-0}}\" }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
         dir = d.display(),
         pattern = COMBINED.replace('\'', "''"),
     );
@@ -81,7 +81,7 @@ fn nginx_and_apache2_parse_every_line_of_the_apache_sample() {
     copy_sample(d);
     for parser in ["nginx", "apache2"] {
         let config = format!(
-            "checkpoint_dir: {dir}/ck-{parser}\nstreams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {parser}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/{parser}.json, format: json }}\n",
+            "checkpoint_dir: {dir}/ck-{parser}\nadmin: {{ enabled: false }}\nstreams:\n  access:\n    paths: [{dir}/access.log]\n    parser: {parser}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/{parser}.json, format: json }}\n",
             dir = d.display()
         );
         fs::write(d.join("tailcar.yaml"), config).unwrap();
@@ -147,7 +147,8 @@ fn the_documented_access_stream_drops_health_checks_and_enriches() {
     fs::write(d.join("access.log"), lines).unwrap();
     // The issue's example stream, with a file sink standing in for Elasticsearch.
     let config = format!(
-        r#"streams:
+        r#"admin: {{ enabled: false }}
+streams:
   access:
     paths: [{dir}/access.log]
     parser: nginx
@@ -194,7 +195,7 @@ fn records_are_enriched_from_the_downward_api() {
     )
     .unwrap();
     let config = format!(
-        "streams:\n  app:\n    paths: [{dir}/app.log]\n    parser: json\n    enrich: {{ pod: true, labels: {dir}/podinfo/labels, file: true }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        "admin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{dir}/app.log]\n    parser: json\n    enrich: {{ pod: true, labels: {dir}/podinfo/labels, file: true }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
         dir = d.display()
     );
     fs::write(d.join("tailcar.yaml"), config).unwrap();
@@ -227,7 +228,7 @@ fn parse_with(parser_yaml: &str, content: &[u8]) -> (Vec<serde_json::Value>, Str
     let d = dir.path();
     fs::write(d.join("in.log"), content).unwrap();
     let config = format!(
-        "streams:\n  s:\n    paths: [{dir}/in.log]\n    parser: {parser_yaml}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        "admin: {{ enabled: false }}\nstreams:\n  s:\n    paths: [{dir}/in.log]\n    parser: {parser_yaml}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
         dir = d.display()
     );
     fs::write(d.join("tailcar.yaml"), config).unwrap();
@@ -372,7 +373,7 @@ fn json_lines_become_fields_and_other_lines_are_kept_with_the_reason() {
     )
     .unwrap();
     let config = format!(
-        "streams:\n  app:\n    paths: [{dir}/app.log]\n    parser: json\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
+        "admin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{dir}/app.log]\n    parser: json\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dir}/out.json, format: json }}\n",
         dir = d.display()
     );
     fs::write(d.join("tailcar.yaml"), config).unwrap();

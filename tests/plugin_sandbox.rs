@@ -24,7 +24,7 @@ fn write_config(dir: &Path, plugins: &str) {
     fs::write(
         dir.join("tailcar.yaml"),
         format!(
-            "checkpoint_dir: {d}/state\nstreams:\n  s:\n    paths: [{d}/s.log]\n    plugins:\n{plugins}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {d}/out.json, format: json }}\n  dlq: {{ type: file, path: {d}/dlq.json, format: json }}\n"
+            "checkpoint_dir: {d}/state\nadmin: {{ enabled: false }}\nstreams:\n  s:\n    paths: [{d}/s.log]\n    plugins:\n{plugins}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {d}/out.json, format: json }}\n  dlq: {{ type: file, path: {d}/dlq.json, format: json }}\n"
         ),
     )
     .unwrap();
@@ -40,7 +40,7 @@ fn an_infinite_loop_is_interrupted_and_other_streams_keep_shipping() {
     fs::write(
         d.join("tailcar.yaml"),
         format!(
-            "checkpoint_dir: {dd}/state\nstreams:\n  slow:\n    paths: [{dd}/slow.log]\n    plugins:\n{}\n    sinks: [slow_out]\n  fast:\n    paths: [{dd}/fast.log]\n    sinks: [fast_out]\nsinks:\n  slow_out: {{ type: file, path: {dd}/slow.json, format: json }}\n  fast_out: {{ type: file, path: {dd}/fast.json, format: json }}\n",
+            "checkpoint_dir: {dd}/state\nadmin: {{ enabled: false }}\nstreams:\n  slow:\n    paths: [{dd}/slow.log]\n    plugins:\n{}\n    sinks: [slow_out]\n  fast:\n    paths: [{dd}/fast.log]\n    sinks: [fast_out]\nsinks:\n  slow_out: {{ type: file, path: {dd}/slow.json, format: json }}\n  fast_out: {{ type: file, path: {dd}/fast.json, format: json }}\n",
             hostile(
                 "{ mode: loop, trigger: LOOP }",
                 "        limits: { deadline: 4s }\n        on_error: pass"

@@ -12,7 +12,7 @@ use support::*;
 
 fn write_config(dir: &Path, stream_body: &str, sinks: &str) {
     let config = format!(
-        "checkpoint_dir: {d}/state\nstreams:\n  access:\n    paths: [{d}/access.log]\n{stream_body}\nsinks:\n{sinks}\n",
+        "checkpoint_dir: {d}/state\nadmin: {{ enabled: false }}\nstreams:\n  access:\n    paths: [{d}/access.log]\n{stream_body}\nsinks:\n{sinks}\n",
         d = dir.display()
     );
     fs::write(dir.join("tailcar.yaml"), config).unwrap();

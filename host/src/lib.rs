@@ -13,8 +13,9 @@
 //!   persists them atomically
 //!
 //! [`config`] loads and validates the YAML (or the `tail` flags); [`app`] builds the topology,
-//! runs it, reloads it, and owns shutdown; [`admin`] serves metrics, health and reload over
-//! HTTP; [`inject`] adds tailcar sidecars to Kubernetes workloads. The binary (`main.rs`) only
+//! runs it, reloads it, and owns shutdown, with every thread and task under [`supervise`]'s
+//! rule (a panic is caught, named, counted and fails the run); [`admin`] serves metrics,
+//! health and reload over HTTP; [`inject`] adds tailcar sidecars to Kubernetes workloads. The binary (`main.rs`) only
 //! parses the command line.
 
 pub mod admin;
@@ -28,4 +29,6 @@ pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod stats;
+pub mod supervise;
 pub mod transforms;
+pub mod units;

@@ -15,9 +15,17 @@ use tailcar::sinks::util::encode::Format;
 use tailcar::sources::file::StartAt;
 use tailcar::sources::file::watcher::WatchMode;
 
-/// Exit code for configuration and usage errors (EX_USAGE).
+// Exit codes (the README's table). 1: a sink failed for good (stdout closed) or start-up
+// failed (the admin address taken).
+/// Configuration and usage errors, refused before anything starts (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
-/// Exit code when shutdown ran out of time with lines still in flight (EX_TEMPFAIL).
+/// Records were rejected for good or dropped with no dead-letter sink to take them
+/// (EX_DATAERR).
+const EXIT_LOST: u8 = 65;
+/// A stream, sink or thread panicked (EX_SOFTWARE).
+const EXIT_PANIC: u8 = 70;
+/// Lines read were not all acknowledged (the grace period ran out, or a batch failed): they are
+/// read again after a restart (EX_TEMPFAIL).
 const EXIT_INCOMPLETE: u8 = 75;
 
 #[derive(Parser)]
@@ -216,28 +224,28 @@ struct TailArgs {
     #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
     multiline_start: Option<String>,
     /// Emit a multiline record after this long without a new line.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = tailcar::units::parse_interval)]
     multiline_timeout: Duration,
     /// Read the files to their end, deliver, checkpoint, and exit 0.
     #[arg(long)]
     once: bool,
     /// Longest line kept whole; longer lines are split into pieces of this size.
-    #[arg(long, default_value = "1MiB", value_parser = config::parse_size)]
+    #[arg(long, default_value = "1MiB", value_parser = parse_line_bytes)]
     max_line_bytes: u64,
     /// Change detection.
     #[arg(long, value_enum, default_value_t = WatchMode::Auto)]
     watch: WatchMode,
     /// Poll interval when inotify is not in use.
-    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "250ms", value_parser = tailcar::units::parse_interval)]
     poll_interval: Duration,
     /// How long a rotated file must stay quiet at its end before it is released.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = tailcar::units::parse_wait)]
     rotate_wait: Duration,
     /// How long shutdown may take to drain what is in flight.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = tailcar::units::parse_wait)]
     grace_period: Duration,
     /// How often positions are written to the checkpoint directory.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = tailcar::units::parse_interval)]
     checkpoint_interval: Duration,
     /// Stream name in JSON output (default: the first file's name without extension).
     #[arg(long)]
@@ -246,6 +254,16 @@ struct TailArgs {
     /// (default: none).
     #[arg(long, value_name = "ADDRESS")]
     admin: Option<std::net::SocketAddr>,
+}
+
+fn parse_line_bytes(s: &str) -> Result<u64, String> {
+    let n = config::parse_size(s)?;
+    if n == 0 || n > 1 << 30 {
+        return Err(format!(
+            "{n} is out of range: must be between 1 byte and 1GiB"
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_regex(s: &str) -> Result<String, String> {
@@ -341,6 +359,7 @@ fn main() -> ExitCode {
         }
     };
     init_logs(cli.log_level.as_deref());
+    tailcar::supervise::install_panic_hook();
     let (topology, once, config_path) = match cli.command {
         Command::Tail(args) => {
             let once = args.once;
@@ -366,9 +385,32 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return config_error(&e),
     };
+    // Held until the process ends: no other tailcar may write these checkpoints meanwhile.
+    let _lock = match &topology.checkpoint_dir {
+        Some(dir) => match tailcar::checkpoint::DirLock::acquire(dir) {
+            Ok(lock) => Some(lock),
+            Err(reason) => {
+                let (origin, key) = match &config_path {
+                    Some(p) => (p.display().to_string(), "checkpoint_dir"),
+                    None => ("command line".to_string(), "--checkpoint-dir"),
+                };
+                return config_error(&ConfigError {
+                    origin,
+                    key: Some(key.into()),
+                    reason,
+                });
+            }
+        },
+        None => None,
+    };
     match app::run(topology, once, config_path) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
+        Ok(Outcome::Lost(_)) => ExitCode::from(EXIT_LOST),
         Ok(Outcome::Incomplete) => ExitCode::from(EXIT_INCOMPLETE),
+        Ok(Outcome::Failed(e)) if e.is::<tailcar::supervise::Panicked>() => {
+            eprintln!("tailcar: error: {e:#}");
+            ExitCode::from(EXIT_PANIC)
+        }
         Ok(Outcome::Failed(e)) | Err(e) => {
             eprintln!("tailcar: error: {e:#}");
             ExitCode::FAILURE

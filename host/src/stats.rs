@@ -25,6 +25,8 @@ pub struct StreamStats {
     /// Lines longer than `max_line_bytes` (or multiline records longer than it) that were split.
     pub split: AtomicU64,
     pub files_opened: AtomicU64,
+    /// Files being tailed now (a gauge: 0 while the paths match nothing).
+    pub files: AtomicU64,
     pub rotations: AtomicU64,
     pub truncations: AtomicU64,
     /// Lines a parser could not parse (kept, with a `parse_error` field).

@@ -120,6 +120,13 @@ impl Collector for TelemetryCollector {
             "Records dropped by throttle filters."
         );
 
+        gauges(
+            &mut encoder,
+            "stream_files",
+            "Files the stream is tailing now (0 while its paths match nothing: alert on it).",
+            streams.iter().map(|(n, s)| (s1(n), get(&s.files) as i64)),
+        )?;
+
         // Lag: file size minus the acknowledged offset, per stream (or per file when asked).
         let lag = lag(t, settings.file_labels);
         if settings.file_labels {
@@ -371,6 +378,12 @@ impl Collector for TelemetryCollector {
                 ([("result", "ok".to_string())], get(&t.reloads)),
                 ([("result", "refused".to_string())], get(&t.reloads_refused)),
             ],
+        )?;
+        counters(
+            &mut encoder,
+            "component_panics",
+            "Streams, sinks and threads that panicked (each one ends the run with exit code 70).",
+            [([] as [(&str, String); 0], get(&t.panics))],
         )?;
         Ok(())
     }

@@ -40,7 +40,10 @@ pub struct AdminConfig {
     #[serde(default)]
     pub file_labels: bool,
     /// `/readyz` fails once a remote sink has failed every attempt for this long.
-    #[serde(default = "defaults::sink_failing_for", with = "humantime_serde")]
+    #[serde(
+        default = "defaults::sink_failing_for",
+        deserialize_with = "crate::units::de_wait"
+    )]
     pub sink_failing_for: Duration,
 }
 
@@ -187,11 +190,11 @@ async fn handle(
     }
 }
 
-/// Why the process is not alive and well: a stream loop wedged.
+/// Why the process is not alive and well: a component that panicked, a stream loop wedged.
 pub fn liveness(t: &Telemetry) -> Vec<String> {
     let now = now_ms();
     let running: Vec<Arc<str>> = t.running().streams.clone();
-    let mut problems = Vec::new();
+    let mut problems = t.failures();
     for (name, s) in t.streams() {
         if !running.contains(&name) || !s.started.load(Ordering::Relaxed) {
             continue;

@@ -56,6 +56,10 @@ pub struct Telemetry {
     /// Configuration reloads that took effect, and those refused.
     pub reloads: std::sync::atomic::AtomicU64,
     pub reloads_refused: std::sync::atomic::AtomicU64,
+    /// Components that panicked (`stream access panicked: ...`): `/healthz` fails with them.
+    failures: Mutex<Vec<String>>,
+    /// Panics caught under supervision.
+    pub panics: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,6 +79,8 @@ impl Default for Telemetry {
             }),
             reloads: Default::default(),
             reloads_refused: Default::default(),
+            failures: Mutex::default(),
+            panics: Default::default(),
         }
     }
 }
@@ -97,6 +103,22 @@ impl Telemetry {
                 .entry((Arc::clone(stream), Arc::clone(plugin)))
                 .or_default(),
         )
+    }
+
+    /// Records a component that died: counted, logged, and reported by `/healthz`.
+    pub fn fail(&self, failure: &crate::supervise::Panicked) {
+        self.panics
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(
+            component = %failure.component,
+            "{failure}; tailcar shuts down (the checkpoints hold only what was acknowledged)"
+        );
+        lock(&self.failures).push(failure.to_string());
+    }
+
+    /// What has died, in order.
+    pub fn failures(&self) -> Vec<String> {
+        lock(&self.failures).clone()
     }
 
     pub fn set_running(&self, running: Running) {

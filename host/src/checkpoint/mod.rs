@@ -5,10 +5,13 @@
 //! answered 2xx, ...). When every share is resolved the ledger learns the batch is done; a file's
 //! committed offset advances over the longest run of done batches in read order, so an offset is
 //! never committed while an earlier line is still in flight. The [`store`] persists the
-//! committed offsets to disk atomically, at most every `checkpoint_interval` and on shutdown.
+//! committed offsets to disk atomically, at most every `checkpoint_interval` and on shutdown;
+//! the [`lock`] keeps a second tailcar out of the same directory.
 
 pub mod ledger;
+pub mod lock;
 pub mod store;
 
-pub use ledger::{Ack, FileId, FileKey, Ledger};
+pub use ledger::{Ack, FileId, FileKey, InFlight, Ledger};
+pub use lock::DirLock;
 pub use store::{CheckpointStore, Entry};

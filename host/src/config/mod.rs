@@ -7,6 +7,7 @@
 //! and the reason; `main` exits with code 64 on them.
 
 pub mod env;
+pub mod yaml_guard;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::admin::AdminConfig;
 use crate::sinks::SinkConfig;
@@ -28,6 +29,7 @@ use crate::transforms::fields::AddFields;
 use crate::transforms::filters::FilterSpec;
 use crate::transforms::parsers::ParserSpec;
 use crate::transforms::wasm::{PluginConfig, PluginSpec};
+use crate::units;
 
 /// Bytes read from a file at a time (and the largest plain batch, plus a partial line).
 pub const READ_CHUNK: usize = 128 * 1024;
@@ -40,10 +42,16 @@ pub struct Config {
     #[serde(default)]
     pub checkpoint_dir: Option<PathBuf>,
     /// How often acknowledged offsets are written (also written on shutdown).
-    #[serde(default = "defaults::checkpoint_interval", with = "humantime_serde")]
+    #[serde(
+        default = "defaults::checkpoint_interval",
+        deserialize_with = "units::de_interval"
+    )]
     pub checkpoint_interval: Duration,
     /// How long a shutdown may take to drain what is in flight.
-    #[serde(default = "defaults::grace_period", with = "humantime_serde")]
+    #[serde(
+        default = "defaults::grace_period",
+        deserialize_with = "units::de_wait"
+    )]
     pub grace_period: Duration,
     /// Change detection for the whole process: `auto`, `inotify` or `poll`.
     #[serde(default)]
@@ -81,13 +89,19 @@ pub struct StreamConfig {
     #[serde(default)]
     pub multiline: Option<MultilineConfig>,
     /// Longest line kept whole; longer lines are split into pieces of this size (default 1MiB).
-    #[serde(default = "defaults::max_line_bytes", deserialize_with = "de_size")]
+    #[serde(
+        default = "defaults::max_line_bytes",
+        deserialize_with = "units::de_buffer_size"
+    )]
     pub max_line_bytes: u64,
     /// How often files are checked when inotify is not in use.
-    #[serde(default = "defaults::poll_interval", with = "humantime_serde")]
+    #[serde(
+        default = "defaults::poll_interval",
+        deserialize_with = "units::de_interval"
+    )]
     pub poll_interval: Duration,
     /// How long a rotated file must stay quiet at its end before it is released.
-    #[serde(default = "defaults::rotate_wait", with = "humantime_serde")]
+    #[serde(default = "defaults::rotate_wait", deserialize_with = "units::de_wait")]
     pub rotate_wait: Duration,
     /// How to parse each line into fields: `json`, `{ type: regexp, pattern: ... }`, `none`.
     #[serde(default)]
@@ -125,7 +139,10 @@ pub struct MultilineConfig {
     /// Regex matching the first line of a record.
     pub start: String,
     /// A record with no new line for this long is emitted.
-    #[serde(default = "defaults::multiline_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "defaults::multiline_timeout",
+        deserialize_with = "units::de_interval"
+    )]
     pub timeout: Duration,
 }
 
@@ -151,28 +168,7 @@ pub mod defaults {
     }
 }
 
-/// Sizes as numbers of bytes or strings such as `1MiB`, `512KiB`, `64k`.
-pub fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    struct V;
-    impl serde::de::Visitor<'_> for V {
-        type Value = u64;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a size: a number of bytes or a string such as `1MiB`")
-        }
-        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
-            Ok(n)
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u64, E> {
-            parse_size(s).map_err(E::custom)
-        }
-    }
-    d.deserialize_any(V)
-}
-
-/// Parses a size such as `1MiB` or `65536`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    parse_size::parse_size(s).map_err(|e| format!("invalid size `{s}`: {e}"))
-}
+pub use crate::units::{de_size, parse_size};
 
 /// A configuration error: where (file and key path, or line) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +239,7 @@ impl Config {
 
     /// Parses YAML text; the error is `(key path, reason)`.
     pub fn parse(text: &str) -> Result<Config, (Option<String>, String)> {
+        yaml_guard::check(text)?;
         let de = serde_yaml::Deserializer::from_str(text);
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let mut path = e.path().to_string();
@@ -257,6 +254,9 @@ impl Config {
                 && let Some(p) = yaml_path
             {
                 path = p;
+            }
+            if path != "." {
+                path = refine_path(text, path);
             }
             ((path != ".").then_some(path), reason)
         })?;
@@ -334,9 +334,6 @@ impl Config {
                     at("max_line_bytes"),
                     "must be between 1 byte and 1GiB".into(),
                 ));
-            }
-            if s.poll_interval.is_zero() {
-                return Err(err(at("poll_interval"), "must be more than zero".into()));
             }
             let multiline = match &s.multiline {
                 None => None,
@@ -464,6 +461,25 @@ impl Config {
                 err(key, reason)
             })?;
         }
+        // A file sink inside a stream's paths would feed tailcar its own output, forever.
+        for (name, sink) in &self.sinks {
+            let SinkConfig::File(f) = sink else { continue };
+            let Ok(path) = std::path::absolute(&f.path) else {
+                continue;
+            };
+            if let Some(plan) = streams.iter().find(|p| p.tailer.paths.matches_path(&path)) {
+                return Err(err(
+                    format!("sinks.{name}.path"),
+                    format!(
+                        "{} is matched by streams.{}.paths: tailcar would read what it writes \
+                         and ship it again, without end; write it outside the stream's paths or \
+                         add it to the stream's `exclude`",
+                        path.display(),
+                        plan.tailer.stream
+                    ),
+                ));
+            }
+        }
         for name in self.sinks.keys() {
             let dead_letter_of_some = self
                 .sinks
@@ -497,6 +513,63 @@ impl Config {
     }
 }
 
+/// Serde reads a `type`-tagged section (a sink, a parser, a filter) through a buffer, so an
+/// error inside it is reported at the section (`sinks.es`), not at the key (`sinks.es.batch`).
+/// Find the key: the one whose removal makes that error go away or become another one.
+/// Configurations are small, so trying each key is cheap.
+fn refine_path(text: &str, path: String) -> String {
+    use serde_yaml::Value;
+    let Ok(root) = serde_yaml::from_str::<Value>(text) else {
+        return path;
+    };
+    let steps: Vec<String> = path
+        .replace('[', ".[")
+        .split('.')
+        .map(str::to_string)
+        .collect();
+    fn at<'a>(v: &'a mut Value, steps: &[String]) -> Option<&'a mut Value> {
+        let Some((first, rest)) = steps.split_first() else {
+            return Some(v);
+        };
+        let next = match first.strip_prefix('[').and_then(|i| i.strip_suffix(']')) {
+            Some(i) => v.as_sequence_mut()?.get_mut(i.parse::<usize>().ok()?)?,
+            None => v.as_mapping_mut()?.get_mut(first.as_str())?,
+        };
+        at(next, rest)
+    }
+    let error_at = |doc: Value| -> Option<(String, String)> {
+        serde_path_to_error::deserialize::<_, Config>(doc)
+            .err()
+            .map(|e| (e.path().to_string(), e.into_inner().to_string()))
+    };
+    let mut probe = root.clone();
+    let Some(Value::Mapping(section)) = at(&mut probe, &steps) else {
+        return path;
+    };
+    if !section.contains_key("type") {
+        return path;
+    }
+    let keys: Vec<Value> = section.keys().filter(|k| *k != "type").cloned().collect();
+    let Some(baseline) = error_at(root.clone()) else {
+        return path;
+    };
+    for key in keys {
+        let mut doc = root.clone();
+        if let Some(Value::Mapping(m)) = at(&mut doc, &steps) {
+            m.remove(&key);
+        }
+        // Removing a required key only trades the error for "missing field": that says nothing.
+        let gone = match error_at(doc) {
+            None => true,
+            Some(e) => !e.1.starts_with("missing field") && e != baseline,
+        };
+        if gone && let Some(k) = key.as_str() {
+            return format!("{path}.{k}");
+        }
+    }
+    path
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -527,6 +600,13 @@ impl Topology {
                     w.dir.display(),
                     if w.recursive { " (recursive)" } else { "" }
                 ));
+                if !w.dir.is_dir() {
+                    out.push_str(&format!(
+                        "  warning: {} does not exist (yet?): nothing is shipped until it does; \
+                         check the path for a typo\n",
+                        w.dir.display()
+                    ));
+                }
             }
             let now: Vec<String> = t
                 .paths

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
 use super::util::delivery::{self, Encoder, remote_sink_config};
-use super::util::http::{Compression, HttpSettings, Response};
+use super::util::http::{Compression, HttpSettings, Response, endpoint};
 use super::util::retry::{Outcome, classify_status};
 use super::{SinkBatch, SinkContext, SinkExit};
 
@@ -65,7 +65,7 @@ fn max_in_flight() -> usize {
 
 impl ElasticsearchConfig {
     pub fn settings(&self) -> anyhow::Result<HttpSettings> {
-        let url = format!("{}/_bulk", self.url.trim_end_matches('/'));
+        let url = endpoint(&self.url, "/_bulk");
         HttpSettings::new(
             "POST",
             &url,

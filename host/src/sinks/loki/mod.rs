@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
 use super::util::delivery::{self, Encoder, remote_sink_config};
-use super::util::http::{Compression, HttpSettings, Secret};
+use super::util::http::{Compression, HttpSettings, Secret, endpoint};
 use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
 
@@ -45,7 +45,7 @@ remote_sink_config! {
         /// The tenant (`X-Scope-OrgID`).
         pub tenant: Option<String>,
         /// Most distinct label sets; beyond it, templated values become `_other_`.
-        #[serde(default = "max_label_sets")]
+        #[serde(default = "max_label_sets", deserialize_with = "crate::units::de_count")]
         pub max_label_sets: usize,
     }
     max_in_flight_default = "one"
@@ -60,7 +60,7 @@ fn one() -> usize {
 
 impl LokiConfig {
     pub fn settings(&self) -> anyhow::Result<HttpSettings> {
-        let url = format!("{}/loki/api/v1/push", self.url.trim_end_matches('/'));
+        let url = endpoint(&self.url, "/loki/api/v1/push");
         let mut headers = self.headers.clone();
         if let Some(t) = &self.tenant {
             headers.insert("X-Scope-OrgID".into(), Secret(t.clone()));

@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
 use super::util::delivery::{self, Encoder, remote_sink_config};
-use super::util::http::{Compression, HttpSettings, Response};
+use super::util::http::{Compression, HttpSettings, Response, endpoint};
 use super::util::retry::{Outcome, classify_status};
 use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
@@ -106,12 +106,7 @@ const K8S: [(&str, &str, &str); 4] = [
 
 impl OtlpConfig {
     pub fn settings(&self) -> anyhow::Result<HttpSettings> {
-        let base = self.url.trim_end_matches('/');
-        let url = if base.ends_with("/v1/logs") {
-            base.to_string()
-        } else {
-            format!("{base}/v1/logs")
-        };
+        let url = endpoint(&self.url, "/v1/logs");
         HttpSettings::new(
             "POST",
             &url,

@@ -100,7 +100,7 @@ remote_sink_config! {
         /// The MSGID field (RFC 5424; default none).
         pub msg_id: Option<Template>,
         /// Longest message, header included (default 8KiB); longer ones are cut and counted.
-        #[serde(default = "default_max", deserialize_with = "crate::config::de_size")]
+        #[serde(default = "default_max", deserialize_with = "crate::units::de_buffer_size")]
         pub max_message_size: u64,
         /// TLS settings for `protocol: tls`.
         pub tls: Option<TlsConfig>,

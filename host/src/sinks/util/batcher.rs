@@ -22,13 +22,16 @@ const RECORD_OVERHEAD: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
     /// Most records per request.
-    #[serde(default = "max_records")]
+    #[serde(default = "max_records", deserialize_with = "crate::units::de_count")]
     pub max_records: usize,
     /// About the most bytes per request (before compression).
-    #[serde(default = "max_bytes", deserialize_with = "crate::config::de_size")]
+    #[serde(
+        default = "max_bytes",
+        deserialize_with = "crate::units::de_buffer_size"
+    )]
     pub max_bytes: u64,
     /// Longest a record waits for its request to fill.
-    #[serde(default = "timeout", with = "humantime_serde")]
+    #[serde(default = "timeout", deserialize_with = "crate::units::de_interval")]
     pub timeout: Duration,
 }
 

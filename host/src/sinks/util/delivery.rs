@@ -87,6 +87,7 @@ impl Transport for HttpTransport {
     }
 
     async fn send(&self, body: &Vec<u8>, _request: &Request) -> Outcome {
+        let target = format!("{} {}", self.settings.method, redacted(&self.settings.url));
         match send(
             &self.client,
             &self.settings,
@@ -95,13 +96,58 @@ impl Transport for HttpTransport {
         )
         .await
         {
-            Ok(response) => self.encoder.classify(&response),
+            // Every failure says where it went and what came back, so a wrong URL or a proxy's
+            // error page is recognisable from the log line alone.
+            Ok(response) => match self.encoder.classify(&response) {
+                Outcome::Retry { reason, after } => Outcome::Retry {
+                    reason: format!("{reason}; {}", answer(&target, &response)),
+                    after,
+                },
+                Outcome::Permanent(reason) => {
+                    Outcome::Permanent(format!("{reason}; {}", answer(&target, &response)))
+                }
+                other => other,
+            },
             Err(e) => Outcome::Retry {
-                reason: format!("{e:#}"),
+                reason: format!("{target}: {e:#}"),
                 after: None,
             },
         }
     }
+}
+
+/// A URL without its user information or query (where secrets may sit).
+fn redacted(url: &http::Uri) -> String {
+    let scheme = url.scheme_str().unwrap_or("http");
+    let host = url.host().unwrap_or("");
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{host}{port}{}", url.path())
+}
+
+/// `POST URL answered HTTP 404 Not Found (text/html, 162 bytes): "<html>..."`.
+fn answer(target: &str, response: &super::http::Response) -> String {
+    const EXCERPT: usize = 200;
+    let content_type = response
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type");
+    let body = &response.body[..response.body.len().min(EXCERPT)];
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!(
+        "{target} answered HTTP {} ({content_type}, {} bytes): {:?}{}",
+        response.status,
+        response.body.len(),
+        text.trim(),
+        if response.body.len() > EXCERPT {
+            "..."
+        } else {
+            ""
+        }
+    )
 }
 
 /// The delivery options of one remote sink.
@@ -164,10 +210,10 @@ macro_rules! remote_sink_config {
             #[serde(default)]
             pub retry: $crate::sinks::util::retry::RetryConfig,
             /// How long one request may take.
-            #[serde(default = "crate::sinks::util::delivery::default_timeout", with = "humantime_serde")]
+            #[serde(default = "crate::sinks::util::delivery::default_timeout", deserialize_with = "crate::units::de_interval")]
             pub request_timeout: std::time::Duration,
-            /// Requests in flight at once.
-            #[serde(default = $mif)]
+            /// Requests in flight at once (1 to 512).
+            #[serde(default = $mif, deserialize_with = "crate::units::de_in_flight")]
             pub max_in_flight: usize,
             /// A sink for records the server rejects for good (for example a `file` sink).
             pub dead_letter: Option<String>,
@@ -230,13 +276,15 @@ pub fn spawn<T: Transport>(
 ) {
     tokio::spawn(async move {
         let name = Arc::clone(&sink.name);
+        let stats = Arc::clone(&sink.stats);
         let ctx = Arc::new(sink);
-        run(Arc::clone(&ctx), input).await;
-        ctx.stats.log(&name);
-        let _ = exit.send(SinkExit {
-            sink: name,
-            result: Ok(()),
-        });
+        // A panic in the loop or in one of its requests ends the sink as a failure, never
+        // silently: the application shuts down and says which sink and why.
+        let result = crate::supervise::catch_task(&format!("sink {name}"), run(ctx, input))
+            .await
+            .map_err(anyhow::Error::from);
+        stats.log(&name);
+        let _ = exit.send(SinkExit { sink: name, result });
     });
 }
 
@@ -275,13 +323,26 @@ async fn run<T: Transport>(ctx: Arc<RemoteSink<T>>, mut input: mpsc::Receiver<Si
                 drop(permit);
             });
         }
-        while tasks.try_join_next().is_some() {}
+        while let Some(done) = tasks.try_join_next() {
+            settle(done);
+        }
     }
     if let Some(request) = batcher.take() {
         let ctx = Arc::clone(&ctx);
         tasks.spawn(async move { deliver(&ctx, request).await });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        settle(done);
+    }
+}
+
+/// A request task that panicked takes the sink down with it (its records stay unacknowledged).
+fn settle(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done
+        && e.is_panic()
+    {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -214,6 +214,18 @@ pub struct Response {
     pub body: Bytes,
 }
 
+/// A sink's request URL: `base` with the API's path appended, unless `base` already ends with
+/// it (a URL pasted with its API path, as Promtail configurations write Loki's, is used as
+/// written, never doubled).
+pub fn endpoint(base: &str, api_path: &str) -> String {
+    let base = base.trim_end_matches('/');
+    if base.ends_with(api_path) {
+        base.to_string()
+    } else {
+        format!("{base}{api_path}")
+    }
+}
+
 /// Sends `body` (compressed as configured) and reads the response, within the timeout.
 pub async fn send(
     client: &HttpClient,
@@ -317,6 +329,29 @@ mod danger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_api_path_already_in_the_url_is_not_doubled() {
+        for (base, want) in [
+            ("http://loki:3100", "http://loki:3100/loki/api/v1/push"),
+            ("http://loki:3100/", "http://loki:3100/loki/api/v1/push"),
+            ("http://gw/loki", "http://gw/loki/loki/api/v1/push"),
+            (
+                "http://loki:3100/loki/api/v1/push",
+                "http://loki:3100/loki/api/v1/push",
+            ),
+            (
+                "http://loki:3100/loki/api/v1/push/",
+                "http://loki:3100/loki/api/v1/push",
+            ),
+        ] {
+            assert_eq!(endpoint(base, "/loki/api/v1/push"), want);
+        }
+        assert_eq!(
+            endpoint("http://es:9200/_bulk", "/_bulk"),
+            "http://es:9200/_bulk"
+        );
+    }
 
     #[test]
     fn auth_headers_and_secrets() {

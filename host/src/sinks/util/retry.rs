@@ -39,10 +39,16 @@ pub enum Outcome {
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// First wait after a failure.
-    #[serde(default = "initial_backoff", with = "humantime_serde")]
+    #[serde(
+        default = "initial_backoff",
+        deserialize_with = "crate::units::de_interval"
+    )]
     pub initial_backoff: Duration,
     /// Longest wait between two attempts.
-    #[serde(default = "max_backoff", with = "humantime_serde")]
+    #[serde(
+        default = "max_backoff",
+        deserialize_with = "crate::units::de_interval"
+    )]
     pub max_backoff: Duration,
 }
 

@@ -44,8 +44,14 @@ pub fn spawn<W: Write + Send + 'static>(
                 format,
                 sync,
             } = dest;
-            let result = run(&mut input, writer, format, sync, &stats)
-                .with_context(|| format!("writing to {what}"));
+            let component = format!("sink {name}");
+            let armed = crate::supervise::failpoint(&format!("sink-panic:{name}"));
+            let result = match crate::supervise::catch(&component, || {
+                run(&mut input, writer, format, sync, &stats, armed)
+            }) {
+                Ok(written) => written.with_context(|| format!("writing to {what}")),
+                Err(panicked) => Err(panicked.into()),
+            };
             // Close the queue so senders see the sink has stopped instead of blocking on it.
             input.close();
             let _ = exit.send(SinkExit { sink: name, result });
@@ -60,10 +66,12 @@ fn run<W: Write>(
     format: Format,
     mut sync: Option<Box<dyn FnMut() -> std::io::Result<()> + Send>>,
     stats: &SinkStats,
+    failpoint: bool,
 ) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(BUFFER, writer);
     let mut acks = Vec::with_capacity(MAX_BATCHES_PER_FLUSH);
     while let Some(first) = input.blocking_recv() {
+        assert!(!failpoint, "fail point sink-panic at the first batch");
         encode_batch(&first.batch, format, &mut out)?;
         acks.push((first.ack, first.batch.len() as u64));
         while acks.len() < MAX_BATCHES_PER_FLUSH {

@@ -62,6 +62,11 @@ impl PathSet {
         Ok(PathSet { include, exclude })
     }
 
+    /// The include patterns, absolute, as given.
+    pub fn patterns(&self) -> Vec<&str> {
+        self.include.iter().map(|(p, _)| p.as_str()).collect()
+    }
+
     /// Whether `path` is one this set would match (by its name; the file need not exist).
     pub fn matches_path(&self, path: &Path) -> bool {
         if self.exclude.iter().any(|x| x.matches_path(path)) {

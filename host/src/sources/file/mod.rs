@@ -52,6 +52,8 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 const DELETED_WAIT: Duration = Duration::from_secs(1);
 /// Shortest sleep between two rounds waiting for a rotated file to be released.
 const MIN_WAIT: Duration = Duration::from_millis(10);
+/// How often a stream whose paths match nothing says it is still waiting.
+const WAITING_EVERY: Duration = Duration::from_secs(60);
 /// Chunks read from one file before the others get a turn.
 const CHUNKS_PER_TURN: usize = 32;
 
@@ -101,6 +103,8 @@ pub struct FileSource {
     polling: bool,
     /// Paths that failed to open, to warn once each.
     failed: HashSet<PathBuf>,
+    /// When the stream last said its paths match nothing (`None`: it has files, or never said).
+    waiting_said: Option<Instant>,
 }
 
 impl FileSource {
@@ -130,6 +134,7 @@ impl FileSource {
             next_order: 0,
             polling: true,
             failed: HashSet::new(),
+            waiting_said: None,
         }
     }
 
@@ -232,6 +237,35 @@ impl FileSource {
             self.open(&path, startup);
         }
         let now = Instant::now();
+        self.stats.files.store(
+            self.files.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if self.files.is_empty() {
+            // A typo in a path gives a sidecar that ships nothing: say so, and keep saying it.
+            if self
+                .waiting_said
+                .is_none_or(|t| now.duration_since(t) >= WAITING_EVERY)
+            {
+                self.waiting_said = Some(now);
+                let missing: Vec<String> = self
+                    .settings
+                    .paths
+                    .watch_dirs()
+                    .into_iter()
+                    .filter(|w| !w.dir.is_dir())
+                    .map(|w| w.dir.display().to_string())
+                    .collect();
+                tracing::warn!(
+                    stream = %self.settings.stream,
+                    paths = ?self.settings.paths.patterns(),
+                    missing_directories = ?missing,
+                    "no file matches the stream's paths yet; waiting for one to appear"
+                );
+            }
+        } else if self.waiting_said.take().is_some() {
+            tracing::info!(stream = %self.settings.stream, "a file matches the stream's paths now");
+        }
         for f in &mut self.files {
             if !f.seen && f.state == FileState::Live {
                 tracing::info!(stream = %self.settings.stream, path = %f.source.path.display(),
@@ -582,6 +616,10 @@ impl FileSource {
     /// Lets go of file `i`: emits its pending partial line, closes it, releases its entry.
     fn release(&mut self, i: usize) {
         let mut f = self.files.remove(i);
+        self.stats.files.store(
+            self.files.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut pending = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
         f.flush_pending(&mut pending);
         self.emit(f.id, pending);

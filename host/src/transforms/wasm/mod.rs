@@ -58,7 +58,7 @@ pub struct LimitsConfig {
     /// Maximum linear memory.
     #[serde(
         default = "defaults::memory",
-        deserialize_with = "crate::config::de_size"
+        deserialize_with = "crate::units::de_size"
     )]
     pub memory: u64,
     /// Wall-clock time allowed per batch.
@@ -70,7 +70,7 @@ pub struct LimitsConfig {
     /// Maximum size of one batch's output (lines, fields and records).
     #[serde(
         default = "defaults::max_output",
-        deserialize_with = "crate::config::de_size"
+        deserialize_with = "crate::units::de_size"
     )]
     pub max_output: u64,
     /// Re-create the instance (losing its state) once its memory passes this size;
@@ -92,7 +92,7 @@ impl Default for LimitsConfig {
 }
 
 fn de_opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    crate::config::de_size(d).map(Some)
+    crate::units::de_size(d).map(Some)
 }
 
 pub mod defaults {

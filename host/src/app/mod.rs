@@ -16,6 +16,13 @@
 //! queues; the sinks drain, deliver and resolve their acks; the checkpoints are written one last
 //! time. All within the grace period: what is left after it is logged, and the checkpoints
 //! still hold only acknowledged offsets.
+//!
+//! Supervision ([`crate::supervise`]): a stream, sink or checkpointer that panics is logged,
+//! counted and reported by `/healthz`, and the run ends as [`Outcome::Failed`] (exit code 70)
+//! after draining what the others hold. The run's account ([`summary`]) is logged last and
+//! decides the outcome: "everything read was delivered" only when it is true.
+
+pub mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,16 +42,22 @@ use crate::shutdown::Shutdown;
 use crate::sinks::{QUEUE_BATCHES, SinkContext, SinkExit};
 use crate::sources::file::FileSource;
 use crate::sources::file::watcher::Watcher;
+use crate::supervise::{self, Panicked};
+use summary::{Summary, Verdict};
 
 /// How a run ended.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Everything read was delivered and checkpointed.
+    /// Everything read was delivered (or dead-lettered) and checkpointed.
     Drained,
-    /// The grace period ran out (or a second signal came) with lines in flight; they will be
-    /// read again after a restart.
+    /// Records were rejected for good or dropped (`when_full: drop_newest`) with no dead-letter
+    /// sink to take them: counted in the summary, and lost.
+    Lost(u64),
+    /// The grace period ran out (or a second signal came) with lines in flight, or some lines
+    /// read were never acknowledged; they will be read again after a restart.
     Incomplete,
-    /// A sink failed (for example stdout was closed).
+    /// A sink failed (for example stdout was closed), or a component panicked (the error is
+    /// then a [`Panicked`]).
     Failed(anyhow::Error),
 }
 
@@ -63,13 +76,9 @@ pub fn run(topology: Topology, once: bool, config_path: Option<PathBuf>) -> Resu
     outcome
 }
 
-/// Sends the stream's name when its thread ends, even by a panic.
-struct DoneGuard(Arc<str>, mpsc::UnboundedSender<Arc<str>>);
-
-impl Drop for DoneGuard {
-    fn drop(&mut self) {
-        let _ = self.1.send(Arc::clone(&self.0));
-    }
+/// A stream's thread ended: normally, or by a panic.
+struct StreamEnd {
+    panicked: Option<Panicked>,
 }
 
 /// The signals tailcar acts on.
@@ -100,16 +109,15 @@ async fn run_async(top: Topology, once: bool, config_path: Option<PathBuf>) -> R
             file_labels: admin_config.file_labels,
             sink_failing_for: admin_config.sink_failing_for,
         });
-        // The endpoint is an aid, not the job: if its port is taken, say so and ship anyway.
-        if let Err(e) = admin::serve(
+        // Probes point at this port: if it cannot be bound (another container of the pod has
+        // it), running on would let them silently probe someone else. Refuse to start.
+        admin::serve(
             admin_config.address,
             Arc::clone(&telemetry),
             reload_tx.clone(),
         )
         .await
-        {
-            tracing::error!("{e:#}; running without the admin endpoint");
-        }
+        .context("the admin endpoint is enabled (`admin.enabled`) but cannot start")?;
     }
     drop(reload_tx);
     let mut top = top;
@@ -141,11 +149,26 @@ async fn run_async(top: Topology, once: bool, config_path: Option<PathBuf>) -> R
     }
 }
 
-/// Reads and validates the configuration again; `Err` is why it was refused.
-fn load_again(config_path: Option<&Path>, telemetry: &Telemetry) -> Result<Topology, String> {
+/// Reads and validates the configuration again; `Err` is why it was refused. The checkpoint
+/// directory cannot change: this process holds the lock of the one it started with.
+fn load_again(
+    config_path: Option<&Path>,
+    telemetry: &Telemetry,
+    checkpoint_dir: Option<&Path>,
+) -> Result<Topology, String> {
     let result = match config_path {
         None => Err("reloading needs `tailcar run --config FILE`".to_string()),
-        Some(path) => Config::load(path).map_err(|e| e.to_string()),
+        Some(path) => Config::load(path).map_err(|e| e.to_string()).and_then(|t| {
+            if t.checkpoint_dir.as_deref() == checkpoint_dir {
+                Ok(t)
+            } else {
+                Err(format!(
+                    "{}: checkpoint_dir: cannot change while tailcar runs (restart it to \
+                         move the checkpoints)",
+                    path.display()
+                ))
+            }
+        }),
     };
     if let Err(reason) = &result {
         telemetry.reloads_refused.fetch_add(1, Ordering::Relaxed);
@@ -225,7 +248,7 @@ async fn run_topology(
 
     let watcher = Watcher::new(top.watch)?;
     let shutdown = Shutdown::default();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Arc<str>>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<StreamEnd>();
     let mut wakers = Vec::new();
     for plan in &top.streams {
         let router = Router::with_extras(
@@ -268,13 +291,20 @@ async fn run_topology(
             Arc::clone(&stats),
         );
         wakers.push(source.waker());
-        let guard = DoneGuard(Arc::clone(&plan.tailer.stream), done_tx.clone());
+        let done = done_tx.clone();
+        let name = Arc::clone(&plan.tailer.stream);
         std::thread::Builder::new()
-            .name(format!("tail-{}", plan.tailer.stream))
+            .name(format!("tail-{name}"))
             .spawn(move || {
-                let _guard = guard;
-                source.run(once);
-                stats.log(&_guard.0);
+                let armed = supervise::failpoint(&format!("stream-panic:{name}"));
+                let result = supervise::catch(&format!("stream {name}"), || {
+                    assert!(!armed, "fail point stream-panic:{name}");
+                    source.run(once)
+                });
+                stats.log(&name);
+                let _ = done.send(StreamEnd {
+                    panicked: result.err(),
+                });
             })
             .context("spawning a tailer thread")?;
     }
@@ -283,9 +313,10 @@ async fn run_topology(
     drop(outputs);
     let mut streams_left = top.streams.len();
 
+    let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<Panicked>();
     let checkpointer = store
         .clone()
-        .map(|s| spawn_checkpointer(s, Arc::clone(&ledger), top.checkpoint_interval));
+        .map(|s| spawn_checkpointer(s, Arc::clone(&ledger), top.checkpoint_interval, fail_tx));
 
     let mut failure: Option<anyhow::Error> = None;
     let mut reload: Option<Box<Topology>> = None;
@@ -295,14 +326,14 @@ async fn run_topology(
             _ = signals.int.recv() => { tracing::info!("SIGINT received; draining"); break; }
             _ = signals.hup.recv() => {
                 tracing::info!("SIGHUP received; reloading the configuration");
-                if let Ok(next) = load_again(config_path, telemetry) {
+                if let Ok(next) = load_again(config_path, telemetry, top.checkpoint_dir.as_deref()) {
                     reload = Some(Box::new(next));
                     break;
                 }
             }
             Some(reply) = reload_rx.recv() => {
                 tracing::info!("reload requested on the admin endpoint");
-                match load_again(config_path, telemetry) {
+                match load_again(config_path, telemetry, top.checkpoint_dir.as_deref()) {
                     Ok(next) => {
                         let _ = reply.send(Ok(()));
                         reload = Some(Box::new(next));
@@ -311,16 +342,24 @@ async fn run_topology(
                     Err(reason) => { let _ = reply.send(Err(reason)); }
                 }
             }
-            Some(_) = done_rx.recv() => {
+            Some(end) = done_rx.recv() => {
                 streams_left -= 1;
+                if let Some(p) = end.panicked {
+                    failure = Some(fail(telemetry, p));
+                    break;
+                }
                 if streams_left == 0 { break; }
             }
             Some(exit) = exit_rx.recv() => {
                 sinks_left -= 1;
                 if let Err(e) = exit.result {
-                    failure = Some(e.context(format!("sink `{}` failed", exit.sink)));
+                    failure = Some(sink_failed(telemetry, &exit.sink, e));
                     break;
                 }
+            }
+            Some(p) = fail_rx.recv() => {
+                failure = Some(fail(telemetry, p));
+                break;
             }
         }
     }
@@ -347,14 +386,22 @@ async fn run_topology(
                 reload = None;
                 break false;
             }
-            d = done_rx.recv(), if streams_left > 0 => {
-                if d.is_none() { streams_left = 0 } else { streams_left -= 1 }
-            }
+            d = done_rx.recv(), if streams_left > 0 => match d {
+                None => streams_left = 0,
+                Some(end) => {
+                    streams_left -= 1;
+                    if let Some(p) = end.panicked {
+                        let e = fail(telemetry, p);
+                        failure.get_or_insert(e);
+                    }
+                }
+            },
             e = exit_rx.recv(), if sinks_left > 0 => match e {
                 Some(exit) => {
                     sinks_left -= 1;
                     if let Err(e) = exit.result {
-                        failure.get_or_insert(e.context(format!("sink `{}` failed", exit.sink)));
+                        let e = sink_failed(telemetry, &exit.sink, e);
+                        failure.get_or_insert(e);
                     }
                 }
                 None => sinks_left = 0,
@@ -366,6 +413,10 @@ async fn run_topology(
         drop(stop);
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
+    if let Ok(p) = fail_rx.try_recv() {
+        let e = fail(telemetry, p);
+        failure.get_or_insert(e);
+    }
     if let Some(store) = &store {
         let (_, entries) = ledger.snapshot();
         if let Err(e) = store.write(&entries) {
@@ -374,10 +425,9 @@ async fn run_topology(
     }
 
     telemetry.set_running(Running::default());
-    if let Some(e) = failure {
-        return Ok(Step::Exit(Outcome::Failed(e)));
-    }
-    if let Some(next) = reload {
+    if failure.is_none()
+        && let Some(next) = reload
+    {
         if !drained {
             tracing::warn!(
                 "the old configuration did not finish draining within the grace period; lines \
@@ -386,70 +436,90 @@ async fn run_topology(
         }
         return Ok(Step::Reload(next));
     }
-    if drained {
-        tracing::info!("shutdown complete; everything read was delivered");
-        return Ok(Step::Exit(Outcome::Drained));
+    if !drained {
+        tracing::error!(
+            streams_still_running = streams_left,
+            sinks_still_draining = sinks_left,
+            "grace period over before everything was delivered; checkpoints hold only \
+             acknowledged lines, so the rest is read again on the next start"
+        );
     }
-    let left: Vec<String> = ledger
-        .in_flight()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} (acknowledged up to {}, read up to {})",
-                f.path.display(),
-                f.committed,
-                f.issued
-            )
-        })
-        .collect();
-    tracing::error!(
-        streams_still_running = streams_left,
-        sinks_still_draining = sinks_left,
-        in_flight = %left.join("; "),
-        "grace period over before everything was delivered; checkpoints hold only acknowledged \
-         lines, so the rest is read again on the next start"
-    );
-    Ok(Step::Exit(Outcome::Incomplete))
+    let summary = Summary::gather(telemetry, ledger.in_flight());
+    summary.log();
+    let outcome = match (failure, summary.verdict()) {
+        (Some(e), _) => Outcome::Failed(e),
+        (None, _) if !drained => Outcome::Incomplete,
+        (None, Verdict::InFlight | Verdict::Failed) => Outcome::Incomplete,
+        (None, Verdict::Lost) => Outcome::Lost(summary.lost()),
+        (None, Verdict::Delivered) => Outcome::Drained,
+    };
+    Ok(Step::Exit(outcome))
+}
+
+/// A component died: count it, report it, and make it the run's failure.
+fn fail(telemetry: &Telemetry, p: Panicked) -> anyhow::Error {
+    telemetry.fail(&p);
+    p.into()
+}
+
+/// A sink ended with an error: a panic is reported as one, anything else is named.
+fn sink_failed(telemetry: &Telemetry, sink: &str, e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<Panicked>() {
+        Ok(p) => fail(telemetry, p),
+        Err(e) => e.context(format!("sink `{sink}` failed")),
+    }
 }
 
 /// Writes the ledger to the store every `interval` when it changed, until `stop` is dropped.
+/// A panic in it is sent on `failed`.
 fn spawn_checkpointer(
     store: CheckpointStore,
     ledger: Arc<Ledger>,
     interval: Duration,
+    failed: mpsc::UnboundedSender<Panicked>,
 ) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let handle = std::thread::Builder::new()
         .name("checkpointer".into())
         .spawn(move || {
-            let mut written = None;
-            let mut failing = false;
-            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                stop_rx.recv_timeout(interval)
-            {
-                if written == Some(ledger.version()) {
-                    continue;
-                }
-                let (version, entries) = ledger.snapshot();
-                match store.write(&entries) {
-                    Ok(()) => {
-                        written = Some(version);
-                        if failing {
-                            tracing::info!("checkpoint writes work again");
-                        }
-                        failing = false;
-                    }
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::error!(
-                            error = format!("{e:#}"),
-                            "checkpoint write failed; will retry"
-                        );
-                    }
-                    Err(_) => {}
-                }
+            let run = || checkpoint_loop(&store, &ledger, interval, &stop_rx);
+            if let Err(p) = supervise::catch("checkpointer", run) {
+                let _ = failed.send(p);
             }
         })
         .expect("spawning the checkpointer thread");
     (stop_tx, handle)
+}
+
+fn checkpoint_loop(
+    store: &CheckpointStore,
+    ledger: &Ledger,
+    interval: Duration,
+    stop_rx: &crossbeam_channel::Receiver<()>,
+) {
+    let mut written = None;
+    let mut failing = false;
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
+        if written == Some(ledger.version()) {
+            continue;
+        }
+        let (version, entries) = ledger.snapshot();
+        match store.write(&entries) {
+            Ok(()) => {
+                written = Some(version);
+                if failing {
+                    tracing::info!("checkpoint writes work again");
+                }
+                failing = false;
+            }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "checkpoint write failed; will retry"
+                );
+            }
+            Err(_) => {}
+        }
+    }
 }
