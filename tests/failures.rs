@@ -340,3 +340,29 @@ fn a_stream_whose_paths_match_nothing_says_so() {
         "{out}"
     );
 }
+
+#[test]
+fn a_file_whose_name_is_not_utf8_is_shipped() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let odd = d.join(std::ffi::OsStr::from_bytes(b"caf\xe9-\xff.log"));
+    append(&odd, "a", 0..500);
+    let pattern = format!("{}/*.log", d.display());
+    let (code, out, err) = run(d, &["tail", "--once", "--checkpoint-dir", "ck", &pattern]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        seqs_in_order(&out, "a"),
+        (0..500).collect::<Vec<_>>(),
+        "{err}"
+    );
+    // Its position was checkpointed: a second run sends nothing again.
+    append(&odd, "a", 500..600);
+    let (code, out, err) = run(d, &["tail", "--once", "--checkpoint-dir", "ck", &pattern]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        seqs_in_order(&out, "a"),
+        (500..600).collect::<Vec<_>>(),
+        "{err}"
+    );
+}

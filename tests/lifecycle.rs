@@ -318,7 +318,7 @@ fn bad_configurations_name_the_file_the_key_and_the_reason() {
         (
             CONFIG.replace("multiline:", "multilne:"),
             "streams.error.multilne: unknown field `multilne`, expected one of `paths`, `exclude`, `sinks`, \
-             `start_at`, `multiline`, `max_line_bytes`, `poll_interval`, `rotate_wait`, `parser`, `fields`, `filters`, `enrich`, `remove_rotated_after_ship`, `reclaim`, `plugins` at line 9 column 5",
+             `start_at`, `multiline`, `max_line_bytes`, `poll_interval`, `rotate_wait`, `parser`, `fields`, `filters`, `enrich`, `remove_rotated_after_ship`, `reclaim`, `plugins` at line 10 column 5",
         ),
         (
             CONFIG.replace("sinks: [error_out]", "sinks: [errors_out]"),
@@ -330,14 +330,14 @@ fn bad_configurations_name_the_file_the_key_and_the_reason() {
         ),
         (
             CONFIG.replace("type: stdout", "type: stdot"),
-            "sinks.access_out.type: unknown variant `stdot`, expected one of `stdout`, `file`, `http`, `elasticsearch`, `loki`, `tcp`, `kafka`, `syslog`, `otlp` at line 12 column 23",
+            "sinks.access_out.type: unknown variant `stdot`, expected one of `stdout`, `file`, `http`, `elasticsearch`, `loki`, `tcp`, `kafka`, `syslog`, `otlp` at line 13 column 23",
         ),
         (
             CONFIG.replace(
                 "paths: [${DIR}/access.log]",
                 "paths: [${DIR}/access.log]\n    max_line_bytes: huge",
             ),
-            "streams.access.max_line_bytes: invalid size `huge`: invalid digit found in string at line 6 column 21",
+            "streams.access.max_line_bytes: invalid size `huge`: invalid digit found in string at line 7 column 21",
         ),
         (
             CONFIG.replace("${DIR}/ck", "${TAILCAR_TEST_UNSET_VAR}"),

@@ -261,8 +261,15 @@ fn json_requests_retry_and_count_a_partial_success() {
         "{}",
         tc.stderr()
     );
-    tc.stop();
+    // The receiver refused two records: the run says so in its summary and its exit code.
+    tc.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = tc.wait(T);
     let log = tc.stderr();
+    assert_eq!(status.code(), Some(65), "{log}");
+    assert!(
+        log.contains("summary: sink otel: delivered 50, rejected 2"),
+        "{log}"
+    );
     let received = server.received();
     assert_eq!(received[0].status, 503);
     assert_eq!(

@@ -176,3 +176,151 @@ fn a_file_copytruncated_while_tailcar_was_down_is_finished_from_its_copy() {
         tc.stderr()
     );
 }
+
+/// Every line of `out` that belongs to `tag`, as numbered-line bytes (other lines left out).
+fn only(out: &[u8], tag: &str) -> Vec<u8> {
+    let prefix = format!("{tag} ");
+    let mut v = Vec::new();
+    for l in out
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(prefix.as_bytes()))
+    {
+        v.extend_from_slice(l);
+        v.push(b'\n');
+    }
+    v
+}
+
+#[test]
+fn a_new_file_on_a_reused_inode_with_the_same_first_kilobyte_is_read_whole() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    // A 1,100-byte banner every file of this application starts with: the first KiB (the
+    // fingerprint) of the old and the new file are equal.
+    let header = format!("{}\n", "#".repeat(1099));
+    fs::write(&log, &header).unwrap();
+    append(&log, "a", 0..1000);
+    let args = ["tail", "--once", "--checkpoint-dir", "ck", "app.log"];
+    let (code, out, err) = run(dir.path(), &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_all_arrived(&seq_counts(&only(&out, "a"), "a"), 1000);
+    let old_inode = fs::metadata(&log).unwrap().ino();
+    fs::remove_file(&log).unwrap();
+    fs::write(&log, &header).unwrap();
+    append(&log, "b", 0..2000);
+    let reused = fs::metadata(&log).unwrap().ino() == old_inode;
+    eprintln!("inode reused by the filesystem: {reused}");
+    let (code, out, err) = run(dir.path(), &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        seqs_in_order(&only(&out, "b"), "b"),
+        (0..2000).collect::<Vec<_>>(),
+        "{err}"
+    );
+    if reused {
+        assert!(err.contains("a new file on a reused inode"), "{err}");
+    }
+}
+
+#[test]
+fn a_file_cut_shorter_and_grown_back_before_tailcar_looks_loses_nothing() {
+    use nix::sys::signal::Signal;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    fs::write(&log, "").unwrap();
+    let mut tc = Tailcar::start(dir.path(), &["tail", "--checkpoint-dir", "ck", "app.log"]);
+    tc.wait_stderr("tailing file", T);
+    // Written in steps and shipped step by step, as an application's lines are.
+    for step in 0..20 {
+        append(&log, "a", step * 100..(step + 1) * 100);
+        tc.wait_lines(((step + 1) * 100) as usize, T);
+    }
+    // Frozen, tailcar cannot look while the file is cut to its first 1,000 lines (at a line's
+    // end) and written again well past where tailcar had read.
+    tc.signal(Signal::SIGSTOP);
+    let cut = (0..1000)
+        .map(|i| line("a", i).len() as u64 + 1)
+        .sum::<u64>();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    append(&log, "a", 2000..6000);
+    tc.signal(Signal::SIGCONT);
+    let mut shipped = std::collections::BTreeMap::new();
+    let all = wait_until(T, || {
+        shipped = seq_counts(&tc.stdout(), "a");
+        (0..6000).all(|i| shipped.contains_key(&i))
+    });
+    tc.stop();
+    assert!(all, "lines lost; stderr:\n{}", tc.stderr());
+    let dups = assert_all_arrived(&seq_counts(&tc.stdout(), "a"), 6000);
+    // Reading resumed at a batch end before the cut, not at 0: fewer than the 1,000 lines kept.
+    assert!(dups < 1000, "{dups} duplicates; stderr:\n{}", tc.stderr());
+    assert!(tc.stderr().contains("file truncated"), "{}", tc.stderr());
+}
+
+/// The kubelet's layout: `containers/app.log` is a symlink to `pods/ns_pod_uid/app/0.log`,
+/// which the kubelet rotates by renaming it beside itself and creating a new `0.log`.
+fn kubelet_layout(d: &Path) -> std::path::PathBuf {
+    let pod = d.join("pods/shop_web-0_1234/app");
+    fs::create_dir_all(&pod).unwrap();
+    fs::create_dir_all(d.join("containers")).unwrap();
+    let target = pod.join("0.log");
+    fs::write(&target, "").unwrap();
+    std::os::unix::fs::symlink(&target, d.join("containers/app.log")).unwrap();
+    target
+}
+
+#[test]
+fn a_symlinked_file_rotated_in_its_target_directory_while_tailcar_was_stopped_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let target = kubelet_layout(d);
+    let args = ["tail", "--checkpoint-dir", "ck", "containers/*.log"];
+    append(&target, "a", 0..1000);
+    let mut tc = Tailcar::start(d, &args);
+    tc.wait_lines(1000, T);
+    tc.stop();
+    let first = tc.stdout();
+    // While tailcar is down: more lines, then the kubelet's rotation in the target directory.
+    append(&target, "a", 1000..1100);
+    fs::rename(&target, target.with_file_name("0.log.20250101-000000")).unwrap();
+    append(&target, "a", 1100..1200);
+    let mut tc = Tailcar::start(d, &args);
+    tc.wait_lines(200, T);
+    tc.stop();
+    let mut all = first;
+    all.extend(tc.stdout());
+    assert_eq!(seqs_in_order(&all, "a"), (0..1200).collect::<Vec<_>>());
+    assert!(
+        tc.stderr()
+            .contains("resuming a file that was rotated while tailcar was stopped"),
+        "{}",
+        tc.stderr()
+    );
+}
+
+#[test]
+fn a_symlinked_file_rotated_quickly_in_its_target_directory_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let target = kubelet_layout(d);
+    let mut tc = Tailcar::start(d, &["tail", "--checkpoint-dir", "ck", "containers/*.log"]);
+    tc.wait_stderr("tailing file", T);
+    // Rotations far faster than the 1 s rescan, most files renamed away before tailcar could
+    // open them: only the target directory's rename events say where they went.
+    let (rotations, per_file) = (20u64, 2000u64);
+    for r in 0..rotations {
+        append(&target, "a", r * per_file..(r + 1) * per_file);
+        fs::rename(&target, target.with_file_name(format!("0.log.{r:03}"))).unwrap();
+        fs::write(&target, "").unwrap();
+    }
+    let n = rotations * per_file;
+    tc.wait_lines(n as usize, T);
+    tc.stop();
+    assert_all_arrived(&seq_counts(&tc.stdout(), "a"), n);
+}

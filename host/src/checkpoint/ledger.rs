@@ -27,6 +27,14 @@ pub struct FileKey {
     pub fingerprint_len: u32,
 }
 
+/// The hash of the bytes just before an offset and how many there are (`len` 0: unknown);
+/// see `sources::file::identity::tail`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tail {
+    pub hash: u64,
+    pub len: u32,
+}
+
 /// A handle on a ledger entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId(u64);
@@ -37,14 +45,16 @@ struct FileEntry {
     path: PathBuf,
     /// Offset of the end of the last line every sink acknowledged.
     committed: u64,
+    /// The bytes before `committed`, as the tailer read them.
+    committed_tail: Tail,
     /// Sequence number of the next batch to be committed.
     next_seq: u64,
     /// Sequence number the next issued batch gets.
     issued: u64,
     /// Offset of the last issued batch (to report what is in flight).
     issued_offset: u64,
-    /// Completed batches waiting for an earlier one: seq -> end offset.
-    done: BTreeMap<u64, u64>,
+    /// Completed batches waiting for an earlier one: seq -> end offset and its tail.
+    done: BTreeMap<u64, (u64, Tail)>,
     /// A batch was dropped undelivered: the offset cannot advance any more in this run.
     stalled: bool,
     /// The tailer let go of the file (rotated away and read, or not yet claimed after a start).
@@ -91,8 +101,12 @@ impl Ledger {
                     fingerprint: e.fingerprint,
                     fingerprint_len: e.fingerprint_len,
                 };
-                st.files
-                    .insert(id, FileEntry::new(key, e.path, e.offset, true));
+                let mut entry = FileEntry::new(key, e.path, e.offset, true);
+                entry.committed_tail = Tail {
+                    hash: e.tail_hash,
+                    len: e.tail_len,
+                };
+                st.files.insert(id, entry);
             }
         }
         Arc::new(ledger)
@@ -129,6 +143,15 @@ impl Ledger {
             .collect();
         v.sort_by_key(|(id, _, _, _)| *id);
         v
+    }
+
+    /// The bytes before `id`'s committed offset, as read when they were (`len` 0: unknown).
+    pub fn committed_tail(&self, id: FileId) -> Tail {
+        self.lock()
+            .files
+            .get(&id)
+            .map(|f| f.committed_tail)
+            .unwrap_or_default()
     }
 
     /// Takes up an existing entry again (the tailer found its file): returns its committed offset.
@@ -187,8 +210,13 @@ impl Ledger {
         }
     }
 
-    /// An ack for the next batch of file `id`, which ends at `offset`.
+    /// An ack for the next batch of file `id`, which ends at `offset` (its tail unknown).
     pub fn issue(self: &Arc<Self>, id: FileId, offset: u64) -> Ack {
+        self.issue_with_tail(id, offset, Tail::default())
+    }
+
+    /// An ack for the next batch of file `id`, which ends at `offset` preceded by `tail`.
+    pub fn issue_with_tail(self: &Arc<Self>, id: FileId, offset: u64, tail: Tail) -> Ack {
         let seq = {
             let mut st = self.lock();
             let f = st
@@ -206,13 +234,14 @@ impl Ledger {
                 file: id,
                 seq,
                 offset,
+                tail,
                 failed: AtomicBool::new(false),
             }),
             resolved: false,
         }
     }
 
-    fn complete(&self, id: FileId, seq: u64, offset: u64, delivered: bool) {
+    fn complete(&self, id: FileId, seq: u64, offset: u64, tail: Tail, delivered: bool) {
         let mut st = self.lock();
         let Some(f) = st.files.get_mut(&id) else {
             return;
@@ -231,10 +260,11 @@ impl Ledger {
             f.done.clear();
             return;
         }
-        f.done.insert(seq, offset);
+        f.done.insert(seq, (offset, tail));
         let mut advanced = false;
-        while let Some(off) = f.done.remove(&f.next_seq) {
+        while let Some((off, tail)) = f.done.remove(&f.next_seq) {
             f.committed = off;
+            f.committed_tail = tail;
             f.next_seq += 1;
             advanced = true;
         }
@@ -270,6 +300,8 @@ impl Ledger {
                     fingerprint: f.key.fingerprint,
                     fingerprint_len: f.key.fingerprint_len,
                     offset: f.committed,
+                    tail_hash: f.committed_tail.hash,
+                    tail_len: f.committed_tail.len,
                 }
             })
             .collect();
@@ -297,6 +329,7 @@ impl FileEntry {
             key,
             path,
             committed: offset,
+            committed_tail: Tail::default(),
             next_seq: 0,
             issued: 0,
             issued_offset: offset,
@@ -312,6 +345,7 @@ struct AckInner {
     file: FileId,
     seq: u64,
     offset: u64,
+    tail: Tail,
     failed: AtomicBool,
 }
 
@@ -319,7 +353,7 @@ impl Drop for AckInner {
     fn drop(&mut self) {
         let delivered = !self.failed.load(Ordering::Acquire);
         self.ledger
-            .complete(self.file, self.seq, self.offset, delivered);
+            .complete(self.file, self.seq, self.offset, self.tail, delivered);
     }
 }
 
@@ -453,6 +487,8 @@ mod tests {
             inode: 9,
             fingerprint: 7,
             fingerprint_len: 3,
+            tail_hash: 0,
+            tail_len: 0,
             offset: 42,
         }];
         let l = Ledger::new(loaded);

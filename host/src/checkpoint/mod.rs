@@ -12,6 +12,6 @@ pub mod ledger;
 pub mod lock;
 pub mod store;
 
-pub use ledger::{Ack, FileId, FileKey, InFlight, Ledger};
+pub use ledger::{Ack, FileId, FileKey, InFlight, Ledger, Tail};
 pub use lock::DirLock;
 pub use store::{CheckpointStore, Entry};

@@ -23,7 +23,8 @@ const FORMAT_VERSION: u32 = 1;
 pub struct Entry {
     pub stream: String,
     /// The path the file was last seen at (informational; identity is device, inode and
-    /// fingerprint).
+    /// fingerprint). A path that is not UTF-8 is kept as its bytes (a JSON array).
+    #[serde(with = "path_bytes")]
     pub path: PathBuf,
     pub dev: u64,
     pub inode: u64,
@@ -32,6 +33,12 @@ pub struct Entry {
     pub fingerprint_len: u32,
     /// Offset just past the last acknowledged line.
     pub offset: u64,
+    /// xxh3 of the up to 1 KiB before `offset` (`tail_len` 0: not known, as in checkpoints
+    /// written before it was kept): a file whose bytes there differ is not this one.
+    #[serde(default, with = "hex_u64")]
+    pub tail_hash: u64,
+    #[serde(default)]
+    pub tail_len: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -127,6 +134,37 @@ fn parse(bytes: &[u8]) -> std::result::Result<Vec<Entry>, String> {
     Ok(doc.files)
 }
 
+/// A path as a JSON string when it is UTF-8, else as the array of its bytes: file names are
+/// bytes, and a checkpoint must not fail (or lie) because one is not text.
+mod path_bytes {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        match p.to_str() {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_seq(p.as_os_str().as_bytes()),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Text(String),
+        Bytes(Vec<u8>),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        Ok(match Form::deserialize(d)? {
+            Form::Text(t) => PathBuf::from(t),
+            Form::Bytes(b) => PathBuf::from(OsString::from_vec(b)),
+        })
+    }
+}
+
 mod hex_u64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -144,6 +182,17 @@ mod hex_u64 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_path_that_is_not_utf8_round_trips_as_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let mut odd = entry(7);
+        odd.path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/logs/caf\xe9.log"));
+        store.write(&[entry(5), odd.clone()]).unwrap();
+        assert_eq!(store.load(), vec![entry(5), odd]);
+    }
+
     fn entry(offset: u64) -> Entry {
         Entry {
             stream: "access".into(),
@@ -153,6 +202,8 @@ mod tests {
             fingerprint: u64::MAX - 3,
             fingerprint_len: 1024,
             offset,
+            tail_hash: 0,
+            tail_len: 0,
         }
     }
 

@@ -1,5 +1,9 @@
 //! Discovery: expands a stream's paths and globs into the regular files they match now, and
 //! names the directories to watch for files that appear later.
+//!
+//! File names are paths, not strings: a name that is not UTF-8 is matched by its lossy text
+//! (an invalid byte reads as U+FFFD, which `*` and `?` match) and opened by its real bytes, so a
+//! file `*.log` matches is read whatever bytes its name has.
 
 use std::fs::Metadata;
 use std::path::{Component, Path, PathBuf};
@@ -69,11 +73,12 @@ impl PathSet {
 
     /// Whether `path` is one this set would match (by its name; the file need not exist).
     pub fn matches_path(&self, path: &Path) -> bool {
-        if self.exclude.iter().any(|x| x.matches_path(path)) {
+        let text = path.to_string_lossy();
+        if self.exclude.iter().any(|x| x.matches(&text)) {
             return false;
         }
         self.include.iter().any(|(p, pattern)| match pattern {
-            Some(pat) => pat.matches_path(path),
+            Some(pat) => pat.matches(&text),
             None => Path::new(p) == path,
         })
     }
@@ -82,8 +87,8 @@ impl PathSet {
     pub fn matches(&self) -> Vec<(PathBuf, Metadata)> {
         let mut out: Vec<(PathBuf, Metadata)> = Vec::new();
         let push = |path: PathBuf, out: &mut Vec<(PathBuf, Metadata)>| {
-            if self.exclude.iter().any(|x| x.matches_path(&path))
-                || out.iter().any(|(p, _)| *p == path)
+            let text = path.to_string_lossy();
+            if self.exclude.iter().any(|x| x.matches(&text)) || out.iter().any(|(p, _)| *p == path)
             {
                 return;
             }
@@ -95,10 +100,11 @@ impl PathSet {
         };
         for (pattern, compiled) in &self.include {
             if compiled.is_some() {
-                if let Ok(paths) = glob::glob(pattern) {
-                    for path in paths.flatten() {
-                        push(path, &mut out);
-                    }
+                let mut found = Vec::new();
+                expand(Path::new(pattern), &mut found);
+                found.sort();
+                for path in found {
+                    push(path, &mut out);
                 }
             } else {
                 push(PathBuf::from(pattern), &mut out);
@@ -138,6 +144,72 @@ impl PathSet {
         }
         out
     }
+}
+
+/// Expands an absolute glob component by component, reading directories with their real
+/// (byte) names and matching each name by its lossy text. `**` matches any number of
+/// directories, as in the `glob` crate.
+fn expand(pattern: &Path, out: &mut Vec<PathBuf>) {
+    let comps: Vec<&std::ffi::OsStr> = pattern.components().map(|c| c.as_os_str()).collect();
+    let Some((root, rest)) = comps.split_first() else {
+        return;
+    };
+    walk(PathBuf::from(root), rest, out);
+}
+
+fn walk(at: PathBuf, rest: &[&std::ffi::OsStr], out: &mut Vec<PathBuf>) {
+    let Some((comp, rest)) = rest.split_first() else {
+        out.push(at);
+        return;
+    };
+    let text = comp.to_string_lossy();
+    if !has_glob(&text) {
+        let next = at.join(comp);
+        if rest.is_empty() || next.is_dir() {
+            walk(next, rest, out);
+        }
+        return;
+    }
+    if text == "**" {
+        // Zero directories, then each subdirectory in turn (not following symlinked ones).
+        walk(at.clone(), rest, out);
+        if let Ok(entries) = std::fs::read_dir(&at) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(e.path(), &rest_with_star(comp, rest), out);
+                }
+            }
+        }
+        return;
+    }
+    let Ok(pattern) = Pattern::new(&text) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&at) else {
+        return;
+    };
+    // The `glob` crate's defaults, as `glob::glob` used them.
+    let options = glob::MatchOptions::new();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !pattern.matches_with(&name.to_string_lossy(), options) {
+            continue;
+        }
+        let next = e.path();
+        if rest.is_empty() || next.is_dir() {
+            walk(next, rest, out);
+        }
+    }
+}
+
+/// `**` followed by `rest`, to keep descending after one directory.
+fn rest_with_star<'a>(
+    star: &'a std::ffi::OsStr,
+    rest: &[&'a std::ffi::OsStr],
+) -> Vec<&'a std::ffi::OsStr> {
+    let mut v = vec![star];
+    v.extend_from_slice(rest);
+    v
 }
 
 #[cfg(test)]
@@ -207,6 +279,25 @@ mod tests {
             }]
         );
         assert!(set.matches_path(&cwd.join("app.log")));
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_matched_and_kept_as_its_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let odd = d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.log"));
+        std::fs::write(&odd, "x\n").unwrap();
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/deep.log"), "x\n").unwrap();
+        let set = PathSet::new(&[format!("{}/*.log", d.display())], &[]).unwrap();
+        let found: Vec<PathBuf> = set.matches().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(found, vec![odd.clone()]);
+        assert!(set.matches_path(&odd));
+        let deep = PathSet::new(&[format!("{}/**/*.log", d.display())], &[]).unwrap();
+        let mut found: Vec<PathBuf> = deep.matches().into_iter().map(|(p, _)| p).collect();
+        found.sort();
+        assert_eq!(found, vec![d.join("a/b/deep.log"), odd]);
     }
 
     #[test]

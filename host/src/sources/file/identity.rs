@@ -5,6 +5,15 @@
 //! finds a `copytruncate` copy (same first bytes, another inode). There is no minimum size: an
 //! empty file has an empty fingerprint that grows with the file up to [`FINGERPRINT_MAX`], so a
 //! file of one short line is tailed and checkpointed like any other.
+//!
+//! A [`tail`] (xxh3 of the up to [`TAIL_MAX`] bytes just before an offset) says whether the
+//! bytes read up to that offset are still there: it is kept with each checkpoint, so a new file
+//! on a reused inode that starts with the same bytes (a banner, a CSV header) is not taken for
+//! the old one, and with each batch read, so a file cut to a shorter length is noticed even when
+//! it has grown back past the read position before tailcar looks. What can still fool it: a new
+//! file (or a rewritten part) whose bytes are identical to the old ones both in its first KiB and
+//! in the KiB before the checkpoint, at the same offsets. (The window is a KiB, not a few
+//! bytes, because log lines often end alike: a user agent, a status, a common suffix.)
 
 use std::fs::{File, Metadata};
 use std::io;
@@ -45,6 +54,26 @@ pub fn fingerprint(file: &File, len: u32) -> io::Result<Option<u64>> {
     Ok(Some(xxhash_rust::xxh3::xxh3_64(&buf[..want])))
 }
 
+/// How many bytes before an offset its [`tail`] covers.
+pub const TAIL_MAX: u32 = 1024;
+
+/// The hash of the up to [`TAIL_MAX`] bytes just before `offset`, as `(hash, len)` (`len` 0
+/// at offset 0), or `None` when the file is now shorter than `offset`.
+pub fn tail(file: &File, offset: u64) -> io::Result<Option<(u64, u32)>> {
+    let len = offset.min(TAIL_MAX as u64) as u32;
+    let mut buf = [0u8; TAIL_MAX as usize];
+    let want = len as usize;
+    let mut got = 0;
+    while got < want {
+        let n = file.read_at(&mut buf[got..want], offset - len as u64 + got as u64)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        got += n;
+    }
+    Ok(Some((xxhash_rust::xxh3::xxh3_64(&buf[..want]), len)))
+}
+
 /// The fingerprint length to use for a file of `size` bytes.
 pub fn fingerprint_len(size: u64) -> u32 {
     size.min(FINGERPRINT_MAX as u64) as u32
@@ -65,6 +94,45 @@ pub fn current_fingerprint(file: &File, size: u64) -> io::Result<(u64, u32)> {
 /// Whether `file` still starts with the bytes fingerprinted as `(hash, len)`.
 pub fn matches(file: &File, hash: u64, len: u32) -> io::Result<bool> {
     Ok(fingerprint(file, len)? == Some(hash))
+}
+
+/// The directories where the file at `path` may have been rotated to: the path's own
+/// directory and, when the path is a symlink (the kubelet's `/var/log/containers/*.log` point
+/// into `/var/log/pods/.../0.log`), the directory of the file it points at, where the kubelet
+/// and logrotate rename and copy it.
+pub fn homes(path: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![path.parent().unwrap_or(Path::new(".")).to_path_buf()];
+    if let Ok(real) = std::fs::canonicalize(path)
+        && let Some(dir) = real.parent()
+        && !dirs.iter().any(|d| d == dir)
+    {
+        dirs.push(dir.to_path_buf());
+    }
+    dirs
+}
+
+/// [`find_in_dir`] over each of `dirs`: the file with inode `id` wherever it is, else the first
+/// copy found.
+pub fn find_in_dirs(
+    dirs: &[PathBuf],
+    id: Option<DevIno>,
+    hash: u64,
+    len: u32,
+    min_size: u64,
+    skip: Option<DevIno>,
+) -> Option<(PathBuf, File)> {
+    let mut copy = None;
+    for dir in dirs {
+        let Some((path, file)) = find_in_dir(dir, id, hash, len, min_size, skip) else {
+            continue;
+        };
+        let same = file.metadata().is_ok_and(|m| Some(DevIno::of(&m)) == id);
+        if same {
+            return Some((path, file));
+        }
+        copy.get_or_insert((path, file));
+    }
+    copy
 }
 
 /// Looks in `dir` for the file a checkpoint entry describes: first the same device and inode

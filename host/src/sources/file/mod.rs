@@ -105,6 +105,11 @@ pub struct FileSource {
     failed: HashSet<PathBuf>,
     /// When the stream last said its paths match nothing (`None`: it has files, or never said).
     waiting_said: Option<Instant>,
+    /// Directories of the files matched paths point at through symlinks (the kubelet's
+    /// layout): watched too, so a rotation there is seen at once, not at the next scan.
+    link_dirs: Vec<PathBuf>,
+    /// The files matched symlinks point at: a rename of one of them is a rotation.
+    link_targets: HashSet<PathBuf>,
 }
 
 impl FileSource {
@@ -135,6 +140,8 @@ impl FileSource {
             polling: true,
             failed: HashSet::new(),
             waiting_said: None,
+            link_dirs: Vec::new(),
+            link_targets: HashSet::new(),
         }
     }
 
@@ -212,6 +219,9 @@ impl FileSource {
         for w in self.settings.paths.watch_dirs() {
             all &= self.watcher.subscribe(&w.dir, w.recursive, &self.wake);
         }
+        for dir in &self.link_dirs {
+            all &= self.watcher.subscribe(dir, false, &self.wake);
+        }
         self.polling = !all;
     }
 
@@ -221,7 +231,19 @@ impl FileSource {
         for f in &mut self.files {
             f.seen = false;
         }
+        let mut new_links = false;
         for (path, meta) in self.settings.paths.matches() {
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+                && let Ok(target) = std::fs::canonicalize(&path)
+            {
+                if let Some(dir) = target.parent()
+                    && !self.link_dirs.iter().any(|d| d == dir)
+                {
+                    self.link_dirs.push(dir.to_path_buf());
+                    new_links = true;
+                }
+                self.link_targets.insert(target);
+            }
             let di = DevIno::of(&meta);
             if let Some(f) = self
                 .files
@@ -235,6 +257,9 @@ impl FileSource {
                 continue;
             }
             self.open(&path, startup);
+        }
+        if new_links {
+            self.subscribe();
         }
         let now = Instant::now();
         self.stats.files.store(
@@ -282,7 +307,8 @@ impl FileSource {
     /// them to their end like any rotated file.
     fn follow_renames(&mut self) {
         for (from, to) in self.wake.take_renames() {
-            if !self.settings.paths.matches_path(&from) || self.settings.paths.matches_path(&to) {
+            let ours = self.settings.paths.matches_path(&from) || self.link_targets.contains(&from);
+            if !ours || self.settings.paths.matches_path(&to) {
                 continue;
             }
             let Ok(meta) = std::fs::metadata(&to) else {
@@ -326,10 +352,24 @@ impl FileSource {
             .ledger
             .candidates(stream, di.dev, di.inode)
             .into_iter()
-            .find(|(_, key, committed)| {
-                *committed <= size
-                    && identity::matches(&file, key.fingerprint, key.fingerprint_len)
+            .find(|(id, key, committed)| {
+                if *committed > size
+                    || !identity::matches(&file, key.fingerprint, key.fingerprint_len)
                         .unwrap_or(false)
+                {
+                    return false;
+                }
+                // Same inode, same first bytes: is it still the file the checkpoint read? The
+                // bytes before the checkpoint tell (a header shared by every file would not).
+                let t = self.ledger.committed_tail(*id);
+                let same = t.len == 0
+                    || identity::tail(&file, *committed).ok().flatten() == Some((t.hash, t.len));
+                if !same {
+                    tracing::info!(stream = %stream, path = %path.display(), checkpoint = *committed,
+                        "same inode and first bytes as a checkpointed file, but not the bytes before \
+                         its checkpoint: a new file on a reused inode; reading it from the start");
+                }
+                same
             });
         let (id, fingerprint, offset, how) = match claimed {
             Some((id, key, _)) => {
@@ -401,13 +441,13 @@ impl FileSource {
     fn recover(&mut self) {
         let mut recovered = Vec::new();
         for (id, key, path, offset) in self.ledger.released(&self.settings.stream) {
-            let dir = path.parent().unwrap_or(Path::new("."));
+            let dirs = identity::homes(&path);
             let di = DevIno {
                 dev: key.dev,
                 inode: key.inode,
             };
-            let Some((found, file)) = identity::find_in_dir(
-                dir,
+            let Some((found, file)) = identity::find_in_dirs(
+                &dirs,
                 Some(di),
                 key.fingerprint,
                 key.fingerprint_len,
@@ -460,13 +500,20 @@ impl FileSource {
             if self.files.iter().any(|f| f.id == id) {
                 continue;
             }
-            let dir = path.parent().unwrap_or(Path::new("."));
+            let dirs = identity::homes(&path);
             let di = DevIno {
                 dev: key.dev,
                 inode: key.inode,
             };
-            if identity::find_in_dir(dir, Some(di), key.fingerprint, key.fingerprint_len, 0, None)
-                .is_none()
+            if identity::find_in_dirs(
+                &dirs,
+                Some(di),
+                key.fingerprint,
+                key.fingerprint_len,
+                0,
+                None,
+            )
+            .is_none()
             {
                 self.ledger.forget(id);
             }
@@ -579,15 +626,24 @@ impl FileSource {
         let path = f.source.path.clone();
         let pos = f.read_pos();
         let (hash, len) = f.fingerprint;
-        let dir = path.parent().unwrap_or(Path::new("."));
+        let dirs = identity::homes(&path);
         let copy = if pos > 0 && len > 0 {
-            identity::find_in_dir(dir, None, hash, len, pos, Some(f.dev_ino))
+            identity::find_in_dirs(&dirs, None, hash, len, pos, Some(f.dev_ino))
         } else {
             None
         };
         let size = f.file().metadata().map(|m| m.len()).unwrap_or(0);
         let new_fp = identity::current_fingerprint(f.file(), size).unwrap_or((0, 0));
-        let new_id = self.ledger.register(self.key(f.dev_ino, new_fp), &path, 0);
+        // Without a copy, the file was cut in place (`truncate -s`, or emptied): what is still
+        // as it was read need not be read again.
+        let resume = if copy.is_some() {
+            0
+        } else {
+            f.resume_offset(size)
+        };
+        let new_id = self
+            .ledger
+            .register(self.key(f.dev_ino, new_fp), &path, resume);
         match copy {
             Some((copy_path, copy_file)) => {
                 tracing::info!(stream = %self.settings.stream, path = %path.display(), copy = %copy_path.display(),
@@ -598,14 +654,16 @@ impl FileSource {
             None => {
                 if pos > 0 {
                     tracing::warn!(stream = %self.settings.stream, path = %path.display(), offset = pos,
-                        "file truncated and no copy of it found; reading it again from the start \
-                         (lines written after this offset and before the truncation could not be read)");
+                        resume_at = resume,
+                        "file truncated and no copy of it found; reading it again from the last \
+                         position whose bytes are unchanged (lines written after the read position \
+                         and before the truncation could not be read)");
                 }
                 let f = &mut self.files[i];
                 let mut pending = Batch::new(Arc::clone(&f.source), std::time::SystemTime::now());
                 f.flush_pending(&mut pending);
                 let old = f.id;
-                f.restart(new_id, new_fp, order);
+                f.restart(new_id, new_fp, order, resume);
                 self.emit(old, pending);
                 self.ledger.release(old);
             }
@@ -635,7 +693,11 @@ impl FileSource {
             return;
         };
         StreamStats::add(&self.stats.lines, batch.len() as u64);
-        let ack = self.ledger.issue(id, end);
+        let tail = match self.files.iter_mut().find(|f| f.id == id) {
+            Some(f) => f.anchor(end),
+            None => crate::checkpoint::Tail::default(),
+        };
+        let ack = self.ledger.issue_with_tail(id, end, tail);
         self.transforms.process(&mut batch, &self.stats);
         self.stats.beat();
         self.stats

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 use super::framer::frame;
 use super::identity::{self, DevIno, FINGERPRINT_MAX};
 use super::multiline::Multiline;
-use crate::checkpoint::FileId;
+use crate::checkpoint::{FileId, Tail};
 use crate::event::{Batch, FLAG_SPLIT, FLAG_UNTERMINATED, Source};
 
 /// Where a tailed file stands with respect to its path.
@@ -40,6 +40,9 @@ pub enum Check {
     /// The fingerprint covers more bytes now; the ledger should learn the new one.
     FingerprintGrew,
 }
+
+/// Most anchors kept per file (older ones are thinned out, so they reach back far).
+const MAX_ANCHORS: usize = 16;
 
 /// Counts of what reading did, for the stream's statistics.
 #[derive(Debug, Default, Clone, Copy)]
@@ -74,6 +77,10 @@ pub struct TailedFile {
     pub at_eof: bool,
     /// Seen by the current discovery scan.
     pub seen: bool,
+    /// Ends of batches read, with the tail of the bytes before each, oldest first: the last one
+    /// tells a truncation that grew back past the read position; all of them tell where
+    /// reading can resume after one.
+    anchors: Vec<(u64, Tail)>,
 }
 
 impl TailedFile {
@@ -104,7 +111,46 @@ impl TailedFile {
             last_size: u64::MAX,
             at_eof: false,
             seen: true,
+            anchors: Vec::new(),
         }
+    }
+
+    /// Records that reading emitted everything up to `offset` (a batch's end): returns the tail
+    /// of the bytes before it, for the batch's ack, and keeps it as an anchor.
+    pub fn anchor(&mut self, offset: u64) -> Tail {
+        let Ok(Some((hash, len))) = identity::tail(&self.file, offset) else {
+            return Tail::default();
+        };
+        let tail = Tail { hash, len };
+        if len == 0 || self.anchors.last().is_some_and(|a| a.0 >= offset) {
+            return tail;
+        }
+        if self.anchors.len() == MAX_ANCHORS {
+            // Drop every other one of the older half: the anchors reach back further and further.
+            let half = MAX_ANCHORS / 2;
+            let mut i = 0;
+            self.anchors.retain(|_| {
+                i += 1;
+                i > half || i % 2 == 0
+            });
+        }
+        self.anchors.push((offset, tail));
+        tail
+    }
+
+    /// Where reading can resume after the file was cut to `size` bytes (and perhaps written
+    /// again): the furthest anchor at or below `size` whose bytes are still the ones read, so
+    /// nothing after it is lost and as little as possible before it is read again; 0 if none.
+    pub fn resume_offset(&self, size: u64) -> u64 {
+        self.anchors
+            .iter()
+            .rev()
+            .filter(|(off, _)| *off <= size)
+            .find(|(off, t)| {
+                identity::tail(&self.file, *off).ok().flatten() == Some((t.hash, t.len))
+            })
+            .map(|(off, _)| *off)
+            .unwrap_or(0)
     }
 
     /// The offset reading has reached (including a partial line not yet emitted).
@@ -232,6 +278,13 @@ impl TailedFile {
         if len > 0 && !identity::matches(&self.file, hash, len)? {
             return Ok(Check::Truncated);
         }
+        // Cut shorter and grown back past the read position before this look: the bytes
+        // before the last batch's end are not the ones read there any more.
+        if let Some(&(off, t)) = self.anchors.last()
+            && identity::tail(&self.file, off)? != Some((t.hash, t.len))
+        {
+            return Ok(Check::Truncated);
+        }
         if len < FINGERPRINT_MAX && size > len as u64 {
             self.fingerprint = identity::current_fingerprint(&self.file, size)?;
             return Ok(Check::FingerprintGrew);
@@ -265,19 +318,21 @@ impl TailedFile {
             last_size: u64::MAX,
             at_eof: false,
             seen: true,
+            anchors: std::mem::take(&mut self.anchors),
         };
         drained.multiline = self.multiline.as_ref().map(|m| m.fresh());
         std::mem::swap(&mut drained.multiline, &mut self.multiline);
-        self.restart(new_id, new_fp, order);
+        self.restart(new_id, new_fp, order, 0);
         drained
     }
 
-    /// Starts this file again from offset 0 under a new ledger entry (after a truncation whose
+    /// Starts this file again from `offset` under a new ledger entry (after a truncation whose
     /// copy could not be found; the caller has flushed what was pending).
-    pub fn restart(&mut self, new_id: FileId, new_fp: (u64, u32), order: u64) {
+    pub fn restart(&mut self, new_id: FileId, new_fp: (u64, u32), order: u64, offset: u64) {
         self.id = new_id;
         self.fingerprint = new_fp;
-        self.pos = 0;
+        self.pos = offset;
+        self.anchors.retain(|(off, _)| *off <= offset);
         self.buf.clear();
         self.scanned = 0;
         self.last_size = u64::MAX;
