@@ -173,7 +173,7 @@ mod tests {
             fingerprint: 0,
             fingerprint_len: 0,
         };
-        let id = ledger.register(key, Path::new("/a"), 0);
+        let id = ledger.register(key, Path::new("/a"), 0).0;
         let (a, mut rx_a) = output("a");
         let (b, mut rx_b) = output("b");
         let (dlq, mut rx_dlq) = output("dlq");

@@ -193,6 +193,11 @@ async fn run_topology(
     };
     let loaded = store.as_ref().map(|s| s.load()).unwrap_or_default();
     let ledger = Ledger::new(loaded);
+    // The writer first: the tailers' first registrations already wait for it.
+    let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<Panicked>();
+    let checkpointer = store
+        .clone()
+        .map(|s| spawn_checkpointer(s, Arc::clone(&ledger), top.checkpoint_interval, fail_tx));
 
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<SinkExit>();
     // Every queue first, so a sink can hold another's (a dead-letter sink) when it starts.
@@ -312,11 +317,6 @@ async fn run_topology(
     // Only the tailers hold sink senders now: when they all end, the sinks see their queues close.
     drop(outputs);
     let mut streams_left = top.streams.len();
-
-    let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<Panicked>();
-    let checkpointer = store
-        .clone()
-        .map(|s| spawn_checkpointer(s, Arc::clone(&ledger), top.checkpoint_interval, fail_tx));
 
     let mut failure: Option<anyhow::Error> = None;
     let mut reload: Option<Box<Topology>> = None;
@@ -479,10 +479,12 @@ fn spawn_checkpointer(
     failed: mpsc::UnboundedSender<Panicked>,
 ) -> (crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>) {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let (kick_tx, kick_rx) = crossbeam_channel::bounded::<()>(1);
+    ledger.attach_writer(kick_tx);
     let handle = std::thread::Builder::new()
         .name("checkpointer".into())
         .spawn(move || {
-            let run = || checkpoint_loop(&store, &ledger, interval, &stop_rx);
+            let run = || checkpoint_loop(&store, &ledger, interval, &stop_rx, &kick_rx);
             if let Err(p) = supervise::catch("checkpointer", run) {
                 let _ = failed.send(p);
             }
@@ -496,10 +498,20 @@ fn checkpoint_loop(
     ledger: &Ledger,
     interval: Duration,
     stop_rx: &crossbeam_channel::Receiver<()>,
+    kick_rx: &crossbeam_channel::Receiver<()>,
 ) {
     let mut written = None;
     let mut failing = false;
-    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
+    let mut next = std::time::Instant::now() + interval;
+    loop {
+        // Every interval, or at once when a file's identity changed (the ledger kicks).
+        crossbeam_channel::select! {
+            recv(stop_rx) -> _ => return,
+            recv(kick_rx) -> _ => {}
+            default(next.saturating_duration_since(std::time::Instant::now())) => {
+                next = std::time::Instant::now() + interval;
+            }
+        }
         if written == Some(ledger.version()) {
             continue;
         }
@@ -507,6 +519,7 @@ fn checkpoint_loop(
         match store.write(&entries) {
             Ok(()) => {
                 written = Some(version);
+                ledger.set_persisted(version);
                 if failing {
                     tracing::info!("checkpoint writes work again");
                 }

@@ -6,6 +6,12 @@
 //! of delivered batches. A batch whose ack was dropped without being resolved as delivered
 //! (a sink gave up, the pipeline shut down before delivering it) stops its file's offset where
 //! it is until the next start, when those lines are read again: at-least-once, never loss.
+//!
+//! Offsets may be persisted late (a stale offset only means lines sent again), but a file's
+//! *identity* may not: a file the checkpoints do not know, rotated away while tailcar is dead,
+//! is never found again. So a new entry or a longer fingerprint makes the ledger *urgent*: it
+//! kicks the checkpoint writer, and the tailer waits ([`Ledger::wait_persisted`]) until the
+//! identity is on disk before it reads the file further.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -82,6 +88,11 @@ pub struct InFlight {
 #[derive(Debug, Default)]
 pub struct Ledger {
     state: Mutex<State>,
+    /// The checkpoint writer's wake-up, when one runs (identity changes kick it).
+    kick: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    /// The last version written to disk, and its waiters.
+    persisted: Mutex<u64>,
+    persisted_cv: std::sync::Condvar,
 }
 
 impl Ledger {
@@ -110,6 +121,40 @@ impl Ledger {
             }
         }
         Arc::new(ledger)
+    }
+
+    /// Attaches the checkpoint writer: identity changes wake it through `kick`.
+    pub fn attach_writer(&self, kick: crossbeam_channel::Sender<()>) {
+        *self.kick.lock().unwrap_or_else(|e| e.into_inner()) = Some(kick);
+    }
+
+    /// The writer persisted `version`.
+    pub fn set_persisted(&self, version: u64) {
+        let mut p = self.persisted.lock().unwrap_or_else(|e| e.into_inner());
+        *p = (*p).max(version);
+        self.persisted_cv.notify_all();
+    }
+
+    /// An identity changed (a new entry, a longer fingerprint): wake the writer now. Returns
+    /// the version to wait for, `None` when no writer runs (nothing is persisted).
+    fn urgent(&self, version: u64) -> Option<u64> {
+        let kick = self.kick.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = kick.as_ref()?;
+        let _ = tx.try_send(());
+        Some(version)
+    }
+
+    /// Waits (at most `timeout`) until `version` is on disk; returns whether it is.
+    pub fn wait_persisted(&self, version: Option<u64>, timeout: std::time::Duration) -> bool {
+        let Some(version) = version else {
+            return true;
+        };
+        let p = self.persisted.lock().unwrap_or_else(|e| e.into_inner());
+        let (p, _) = self
+            .persisted_cv
+            .wait_timeout_while(p, timeout, |p| *p < version)
+            .unwrap_or_else(|e| e.into_inner());
+        *p >= version
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -172,24 +217,32 @@ impl Ledger {
     /// Creates an entry for a file with no usable checkpoint, committed at `offset`. Other
     /// entries for the same inode are left alone: one may describe content that now lives in a
     /// `copytruncate` copy, which recovery still reads; recovery and pruning forget the rest.
-    pub fn register(&self, key: FileKey, path: &Path, offset: u64) -> FileId {
-        let mut st = self.lock();
-        let id = FileId(st.next_id);
-        st.next_id += 1;
-        st.version += 1;
-        st.files
-            .insert(id, FileEntry::new(key, path.to_path_buf(), offset, false));
-        id
+    /// Returns the entry and the version to [`Ledger::wait_persisted`] for before reading.
+    pub fn register(&self, key: FileKey, path: &Path, offset: u64) -> (FileId, Option<u64>) {
+        let (id, version) = {
+            let mut st = self.lock();
+            let id = FileId(st.next_id);
+            st.next_id += 1;
+            st.version += 1;
+            st.files
+                .insert(id, FileEntry::new(key, path.to_path_buf(), offset, false));
+            (id, st.version)
+        };
+        (id, self.urgent(version))
     }
 
-    /// Records a longer fingerprint for a file that has grown past its first one.
-    pub fn update_fingerprint(&self, id: FileId, fingerprint: u64, len: u32) {
-        let mut st = self.lock();
-        if let Some(f) = st.files.get_mut(&id) {
+    /// Records a longer fingerprint for a file that has grown past its first one; returns the
+    /// version to [`Ledger::wait_persisted`] for.
+    pub fn update_fingerprint(&self, id: FileId, fingerprint: u64, len: u32) -> Option<u64> {
+        let version = {
+            let mut st = self.lock();
+            let f = st.files.get_mut(&id)?;
             f.key.fingerprint = fingerprint;
             f.key.fingerprint_len = len;
             st.version += 1;
-        }
+            st.version
+        };
+        self.urgent(version)
     }
 
     /// The tailer let go of the file. Its entry stays (so a restart does not read it again) until
@@ -420,7 +473,7 @@ mod tests {
     #[test]
     fn commits_only_contiguous_delivered_batches() {
         let l = Ledger::new(vec![]);
-        let id = l.register(key(1), Path::new("/a"), 0);
+        let id = l.register(key(1), Path::new("/a"), 0).0;
         let a = l.issue(id, 10);
         let b = l.issue(id, 20);
         let c = l.issue(id, 30);
@@ -436,7 +489,7 @@ mod tests {
     #[test]
     fn every_share_must_be_delivered() {
         let l = Ledger::new(vec![]);
-        let id = l.register(key(1), Path::new("/a"), 0);
+        let id = l.register(key(1), Path::new("/a"), 0).0;
         let a = l.issue(id, 10);
         let s1 = a.share();
         let s2 = a.share();
@@ -451,7 +504,7 @@ mod tests {
     #[test]
     fn an_undelivered_batch_stalls_the_file() {
         let l = Ledger::new(vec![]);
-        let id = l.register(key(1), Path::new("/a"), 0);
+        let id = l.register(key(1), Path::new("/a"), 0).0;
         let a = l.issue(id, 10);
         let b = l.issue(id, 20);
         let c = l.issue(id, 30);
@@ -470,7 +523,7 @@ mod tests {
     #[test]
     fn a_share_dropped_unresolved_is_a_failure_even_if_others_delivered() {
         let l = Ledger::new(vec![]);
-        let id = l.register(key(1), Path::new("/a"), 5);
+        let id = l.register(key(1), Path::new("/a"), 5).0;
         let a = l.issue(id, 10);
         let s = a.share();
         a.delivered();
@@ -501,7 +554,7 @@ mod tests {
         // entry; the old one stays for recovery to look for its copy.
         let mut k = key(9);
         k.fingerprint = 8;
-        let id = l.register(k, Path::new("/a"), 0);
+        let id = l.register(k, Path::new("/a"), 0).0;
         assert_eq!(l.snapshot().1.len(), 2);
         assert_eq!(l.committed(id), Some(0));
         let (old, ..) = l.released("s")[0].clone();
@@ -516,7 +569,7 @@ mod tests {
     #[test]
     fn a_reclaimed_entry_ignores_batches_of_its_earlier_claim() {
         let l = Ledger::new(vec![]);
-        let id = l.register(key(1), Path::new("/a"), 0);
+        let id = l.register(key(1), Path::new("/a"), 0).0;
         let stale = l.issue(id, 10);
         drop(l.issue(id, 20)); // failed: the file stalls
         l.release(id);
@@ -530,7 +583,7 @@ mod tests {
     #[test]
     fn version_changes_when_offsets_move() {
         let l = Ledger::new(vec![]);
-        let id = l.register(key(1), Path::new("/a"), 0);
+        let id = l.register(key(1), Path::new("/a"), 0).0;
         let v = l.version();
         let a = l.issue(id, 10);
         assert_eq!(l.version(), v, "issuing changes nothing persisted");

@@ -157,7 +157,7 @@ mod tests {
             .candidates("s", 1, 1)
             .first()
             .map(|c| c.0)
-            .unwrap_or_else(|| ledger.register(key, Path::new("/a"), 0));
+            .unwrap_or_else(|| ledger.register(key, Path::new("/a"), 0).0);
         let mut b = Batch::new(
             Arc::new(Source {
                 stream: "s".into(),

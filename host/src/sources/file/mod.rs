@@ -54,6 +54,9 @@ const DELETED_WAIT: Duration = Duration::from_secs(1);
 const MIN_WAIT: Duration = Duration::from_millis(10);
 /// How often a stream whose paths match nothing says it is still waiting.
 const WAITING_EVERY: Duration = Duration::from_secs(60);
+/// Longest a tailer waits for a new file's identity to reach the checkpoint file before it
+/// reads the file anyway (the write is normally a few milliseconds away).
+const PERSIST_WAIT: Duration = Duration::from_secs(2);
 /// Chunks read from one file before the others get a turn.
 const CHUNKS_PER_TURN: usize = 32;
 
@@ -110,6 +113,8 @@ pub struct FileSource {
     link_dirs: Vec<PathBuf>,
     /// The files matched symlinks point at: a rename of one of them is a rotation.
     link_targets: HashSet<PathBuf>,
+    /// A ledger version holding identities not yet known to be on disk: reading waits for it.
+    unpersisted: Option<u64>,
 }
 
 impl FileSource {
@@ -142,6 +147,7 @@ impl FileSource {
             waiting_said: None,
             link_dirs: Vec::new(),
             link_targets: HashSet::new(),
+            unpersisted: None,
         }
     }
 
@@ -347,10 +353,10 @@ impl FileSource {
             return false; // renamed between the scan and the open: already tailed
         }
         let size = meta.len();
-        let stream = &self.settings.stream;
+        let stream = Arc::clone(&self.settings.stream);
         let claimed = self
             .ledger
-            .candidates(stream, di.dev, di.inode)
+            .candidates(&stream, di.dev, di.inode)
             .into_iter()
             .find(|(id, key, committed)| {
                 if *committed > size
@@ -392,12 +398,9 @@ impl FileSource {
                 let from_end = startup && self.settings.start_at == StartAt::End;
                 let offset = if from_end { size } else { 0 };
                 let key = self.key(di, fp);
-                (
-                    self.ledger.register(key, path, offset),
-                    fp,
-                    offset,
-                    if from_end { "end" } else { "beginning" },
-                )
+                let (id, version) = self.ledger.register(key, path, offset);
+                self.must_persist(version);
+                (id, fp, offset, if from_end { "end" } else { "beginning" })
             }
         };
         tracing::info!(stream = %stream, path = %path.display(), offset, from = how, "tailing file");
@@ -520,8 +523,28 @@ impl FileSource {
         }
     }
 
+    /// Remembers that `version` of the ledger must be on disk before reading on.
+    fn must_persist(&mut self, version: Option<u64>) {
+        if let Some(v) = version {
+            self.unpersisted = Some(self.unpersisted.map_or(v, |u| u.max(v)));
+        }
+    }
+
+    /// Waits until the identities registered so far are in the checkpoint file: a file whose
+    /// identity is not there could be rotated away while tailcar is dead and never be found.
+    fn persist(&mut self) {
+        if let Some(v) = self.unpersisted.take()
+            && !self.ledger.wait_persisted(Some(v), PERSIST_WAIT)
+        {
+            tracing::warn!(stream = %self.settings.stream,
+                "the checkpoint file was not written in time; reading on (a file rotated away \
+                 while tailcar is down before the next write may not be found)");
+        }
+    }
+
     /// Reads every file; returns whether some file still has bytes waiting (its turn ran out).
     fn poll_all(&mut self, once: bool) -> bool {
+        self.persist();
         let mut busy = false;
         let mut i = 0;
         while i < self.files.len() {
@@ -532,7 +555,9 @@ impl FileSource {
                 Ok(Check::Unchanged) => {}
                 Ok(Check::FingerprintGrew) => {
                     let (h, l) = self.files[i].fingerprint;
-                    self.ledger.update_fingerprint(self.files[i].id, h, l);
+                    let version = self.ledger.update_fingerprint(self.files[i].id, h, l);
+                    self.must_persist(version);
+                    self.persist();
                 }
                 Ok(Check::Truncated) => self.truncated(i),
                 Err(e) => {
@@ -641,9 +666,10 @@ impl FileSource {
         } else {
             f.resume_offset(size)
         };
-        let new_id = self
+        let (new_id, version) = self
             .ledger
             .register(self.key(f.dev_ino, new_fp), &path, resume);
+        self.must_persist(version);
         match copy {
             Some((copy_path, copy_file)) => {
                 tracing::info!(stream = %self.settings.stream, path = %path.display(), copy = %copy_path.display(),
