@@ -182,6 +182,13 @@ impl TailedFile {
         self.buf.truncate(len + n);
         if n == 0 {
             self.at_eof = true;
+            // An idle file holds no read buffer: only its partial line, if any (2,000 quiet
+            // files would otherwise keep 128 KiB each).
+            if self.buf.is_empty() {
+                self.buf = Vec::new();
+            } else {
+                self.buf.shrink_to_fit();
+            }
             return Ok(None);
         }
         self.at_eof = false;
@@ -224,8 +231,8 @@ impl TailedFile {
             self.scanned = self.buf.len();
             return Ok(Some(batch));
         }
-        let mut rest = Vec::with_capacity(self.buf.len() - consumed + chunk);
-        rest.extend_from_slice(&self.buf[consumed..]);
+        // Only the partial line is carried: the next read grows the buffer it needs.
+        let rest = self.buf[consumed..].to_vec();
         batch.data = std::mem::replace(&mut self.buf, rest);
         self.scanned = self.buf.len();
         Ok(Some(batch))
