@@ -156,3 +156,76 @@ fn only_retriable_items_are_resent_and_rejected_ones_are_dead_lettered() {
         "{err}"
     );
 }
+
+#[test]
+fn three_sigkills_leave_every_line_exactly_once_as_a_document_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = TestServer::start(vec![]);
+    // Checkpoints written rarely: every restart sends again what it had sent.
+    fs::write(
+        d.join("tailcar.yaml"),
+        format!(
+            "checkpoint_dir: {d}/ck\ncheckpoint_interval: 1h\nadmin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [es]\nsinks:\n  es:\n    type: elasticsearch\n    url: {url}\n    batch: {{ max_records: 100, timeout: 50ms }}\n",
+            d = d.display(),
+            url = server.url("")
+        ),
+    )
+    .unwrap();
+    let log = d.join("app.log");
+    let per_round = 2000;
+    let mut written = 0;
+    for _ in 0..3 {
+        append(&log, "a", written..written + per_round);
+        written += per_round;
+        let mut tc = Tailcar::start(d, &["run", "--config", "tailcar.yaml"]);
+        // Killed once this round's lines have started to arrive, mid-stream.
+        let before = items(&server).len();
+        assert!(wait_until(T, || items(&server).len() > before + 500));
+        tc.kill9();
+    }
+    append(&log, "a", written..written + per_round);
+    written += per_round;
+    let mut tc = Tailcar::start(d, &["run", "--config", "tailcar.yaml"]);
+    let seq_of = |doc: &serde_json::Value| -> u64 {
+        let line = doc["message"].as_str().unwrap();
+        line[2..10].parse().unwrap()
+    };
+    assert!(wait_until(T, || {
+        let seen: std::collections::BTreeSet<u64> = items(&server)
+            .iter()
+            .map(|(_, doc, _)| seq_of(doc))
+            .collect();
+        seen.len() as u64 == written
+    }));
+    tc.stop();
+    let mut by_id: std::collections::BTreeMap<String, std::collections::BTreeSet<u64>> =
+        Default::default();
+    let docs = items(&server);
+    for (action, doc, _) in &docs {
+        let id = action["index"]["_id"]
+            .as_str()
+            .expect("every document has an _id")
+            .to_string();
+        by_id.entry(id).or_default().insert(seq_of(doc));
+    }
+    // As Elasticsearch stores them: one document per _id, each holding one line, every line
+    // once; though the requests carried some lines more than once.
+    assert!(
+        by_id.values().all(|seqs| seqs.len() == 1),
+        "an _id held two lines"
+    );
+    let stored: Vec<u64> = by_id.values().map(|s| *s.first().unwrap()).collect();
+    let mut sorted = stored.clone();
+    sorted.sort();
+    assert_eq!(sorted, (0..written).collect::<Vec<_>>());
+    assert!(
+        docs.len() as u64 > written,
+        "the kills should have made tailcar send some lines twice ({} documents sent)",
+        docs.len()
+    );
+    eprintln!(
+        "{} documents sent for {written} lines, {written} documents stored",
+        docs.len()
+    );
+}

@@ -55,6 +55,7 @@ fn batch_of(lines: impl Iterator<Item = Vec<u8>>) -> Batch {
     let src = Arc::new(Source {
         stream: "bench".into(),
         path: "/bench".into(),
+        file_id: None,
     });
     let mut b = Batch::new(src, SystemTime::now());
     for (i, l) in lines.enumerate() {

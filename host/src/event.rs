@@ -25,6 +25,10 @@ pub struct Source {
     pub stream: Arc<str>,
     /// The path the file had when it was opened (a rotated file keeps its original path here).
     pub path: PathBuf,
+    /// A number naming this file for its whole life and no other file (device, inode and birth
+    /// time hashed), where the filesystem records a birth time: with a record's offset, a stable
+    /// document id (`None`: no birth time, no stable id).
+    pub file_id: Option<u64>,
 }
 
 /// One line (or one multiline record, or one piece of a split over-long line).
@@ -222,6 +226,7 @@ mod tests {
         let src = Arc::new(Source {
             stream: "s".into(),
             path: "/x".into(),
+            file_id: None,
         });
         let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
         b.push_line(b"first", 6, 0);
@@ -240,6 +245,7 @@ mod tests {
         let src = Arc::new(Source {
             stream: "s".into(),
             path: "/x".into(),
+            file_id: None,
         });
         let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
         for (i, l) in ["a", "b", "c", "d"].iter().enumerate() {

@@ -182,6 +182,7 @@ mod tests {
             Arc::new(Source {
                 stream: "s".into(),
                 path: "/a".into(),
+                file_id: None,
             }),
             SystemTime::now(),
         );
@@ -200,6 +201,7 @@ mod tests {
             Arc::new(Source {
                 stream: "s".into(),
                 path: "/a".into(),
+                file_id: None,
             }),
             SystemTime::now(),
         );

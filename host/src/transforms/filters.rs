@@ -223,6 +223,7 @@ mod tests {
             Arc::new(Source {
                 stream: "s".into(),
                 path: "/p".into(),
+                file_id: None,
             }),
             SystemTime::now(),
         );

@@ -30,8 +30,13 @@ remote_sink_config! {
         pub index: String,
         /// An ingest pipeline to run the documents through.
         pub pipeline: Option<String>,
-        /// A field whose value becomes the document `_id`.
+        /// A field whose value becomes the document `_id` (wins over `id`).
         pub id_field: Option<String>,
+        /// `file_offset` (default): each document's `_id` is made from its file's identity and
+        /// its offset, so a batch sent again after a crash or a retry overwrites the documents it
+        /// wrote the first time instead of adding copies; `none`: Elasticsearch picks ids.
+        #[serde(default)]
+        pub id: DocumentId,
         /// The document field that holds the event time.
         #[serde(default = "default_timestamp_field")]
         pub timestamp_field: String,
@@ -45,6 +50,35 @@ remote_sink_config! {
         pub compression: Compression,
     }
     max_in_flight_default = "max_in_flight"
+}
+
+/// How document ids are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentId {
+    /// From the file's identity (device, inode, birth time), the stream and the record's offset.
+    #[default]
+    FileOffset,
+    /// None: Elasticsearch assigns one (a re-sent record becomes a second document).
+    None,
+}
+
+/// The stable `_id` of record `i` of `b`: its file's life, its stream, its end offset, and its
+/// rank among records of the batch that share that offset (a plugin may split one line into
+/// several records). `None` when the file's filesystem keeps no birth time.
+fn stable_id(b: &crate::event::Batch, i: usize, stream_hash: u64) -> Option<String> {
+    let life = b.source.file_id?;
+    let offset = b.records[i].offset;
+    let rank = b.records[..i]
+        .iter()
+        .rev()
+        .take_while(|r| r.offset == offset)
+        .count();
+    Some(if rank == 0 {
+        format!("{life:016x}{:08x}-{offset:x}", stream_hash as u32)
+    } else {
+        format!("{life:016x}{:08x}-{offset:x}-{rank}", stream_hash as u32)
+    })
 }
 
 fn default_index() -> String {
@@ -107,6 +141,7 @@ impl Encoder for BulkEncoder {
         for part in &request.parts {
             let b = &part.batch;
             let file = b.source.path.to_string_lossy();
+            let stream_hash = xxhash_rust::xxh3::xxh3_64(b.source.stream.as_bytes());
             for i in part.range.clone() {
                 let time = b.event_time(i);
                 let fields = b.fields(i);
@@ -124,6 +159,10 @@ impl Encoder for BulkEncoder {
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
+                    meta.insert("_id".into(), id.into());
+                } else if c.id == DocumentId::FileOffset
+                    && let Some(id) = stable_id(b, i, stream_hash)
+                {
                     meta.insert("_id".into(), id.into());
                 }
                 if let Some(p) = &c.pipeline {

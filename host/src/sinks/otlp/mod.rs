@@ -459,6 +459,7 @@ mod tests {
         let source = Arc::new(Source {
             stream: "app".into(),
             path: "/var/log/app/app.log".into(),
+            file_id: None,
         });
         let mut b = Batch::new(source, SystemTime::UNIX_EPOCH + Duration::from_secs(7));
         let mut offset = 0;

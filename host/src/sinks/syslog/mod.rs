@@ -419,6 +419,7 @@ mod tests {
         let src = Arc::new(Source {
             stream: "access".into(),
             path: "/var/log/app/access.log".into(),
+            file_id: None,
         });
         let mut b = Batch::new(
             src,

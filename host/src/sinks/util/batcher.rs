@@ -162,6 +162,7 @@ mod tests {
             Arc::new(Source {
                 stream: "s".into(),
                 path: "/a".into(),
+                file_id: None,
             }),
             SystemTime::now(),
         );

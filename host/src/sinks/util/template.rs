@@ -107,6 +107,7 @@ mod tests {
         let source = Arc::new(Source {
             stream: "web".into(),
             path: "/logs/a.log".into(),
+            file_id: None,
         });
         let mut b = Batch::new(source, std::time::SystemTime::UNIX_EPOCH);
         b.push_line(b"x", 2, 0);

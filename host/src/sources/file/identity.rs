@@ -54,6 +54,23 @@ pub fn fingerprint(file: &File, len: u32) -> io::Result<Option<u64>> {
     Ok(Some(xxhash_rust::xxh3::xxh3_64(&buf[..want])))
 }
 
+/// A number for this file's whole life and no other's: its device, inode and birth time
+/// (`statx`'s `btime`) hashed. `None` where the filesystem keeps no birth time: a reused inode
+/// could not be told apart by it.
+pub fn life_id(file: &File, di: DevIno) -> Option<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    let st = statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME).ok()?;
+    if st.stx_mask & StatxFlags::BTIME.bits() == 0 {
+        return None;
+    }
+    let mut bytes = [0u8; 28];
+    bytes[..8].copy_from_slice(&di.dev.to_le_bytes());
+    bytes[8..16].copy_from_slice(&di.inode.to_le_bytes());
+    bytes[16..24].copy_from_slice(&st.stx_btime.tv_sec.to_le_bytes());
+    bytes[24..].copy_from_slice(&st.stx_btime.tv_nsec.to_le_bytes());
+    Some(xxhash_rust::xxh3::xxh3_64(&bytes))
+}
+
 /// How many bytes before an offset its [`tail`] covers.
 pub const TAIL_MAX: u32 = 1024;
 

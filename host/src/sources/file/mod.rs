@@ -432,6 +432,7 @@ impl FileSource {
         let source = Arc::new(Source {
             stream: Arc::clone(&self.settings.stream),
             path: path.to_path_buf(),
+            file_id: identity::life_id(&file, di),
         });
         let ml = self.settings.multiline.clone().map(Multiline::new);
         self.next_order += 1;

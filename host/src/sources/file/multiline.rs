@@ -291,6 +291,7 @@ mod tests {
             Arc::new(Source {
                 stream: "e".into(),
                 path: "/e".into(),
+                file_id: None,
             }),
             SystemTime::now(),
         )

@@ -510,6 +510,7 @@ mod tests {
         let src = Arc::new(Source {
             stream: "s".into(),
             path: "/x.log".into(),
+            file_id: None,
         });
         let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
         b.data = b"one\ntwo\nthree\n".to_vec();
@@ -578,6 +579,7 @@ mod tests {
         let src = Arc::new(Source {
             stream: "s".into(),
             path: "/x.log".into(),
+            file_id: None,
         });
         let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
         b.push_line(b"ab", 3, 0);

@@ -99,6 +99,7 @@ pub fn run(
     let source = Arc::new(Source {
         stream: "test".into(),
         path: Path::new("-").to_path_buf(),
+        file_id: None,
     });
     let routes = RouteTable {
         names: Vec::new(),
