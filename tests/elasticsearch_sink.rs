@@ -229,3 +229,42 @@ fn three_sigkills_leave_every_line_exactly_once_as_a_document_by_id() {
         docs.len()
     );
 }
+
+#[test]
+fn the_index_is_a_template_of_fields_then_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = TestServer::start(vec![]);
+    fs::write(
+        d.join("app.log"),
+        "{\"ts\":\"2026-11-21T23:59:59Z\",\"level\":\"info\"}\n{\"ts\":\"2026-12-01T00:00:01Z\",\"level\":\"error\"}\n{\"ts\":\"2026-12-01T00:00:02Z\"}\n",
+    )
+    .unwrap();
+    write_config(d, &server.url(""), "");
+    let text = fs::read_to_string(d.join("tailcar.yaml"))
+        .unwrap()
+        .replace("'app-logs-%Y.%m.%d'", "'{stream}-{level}-%Y.%m'");
+    fs::write(d.join("tailcar.yaml"), text).unwrap();
+    let (code, _, err) = run(d, &["run", "--once", "--config", "tailcar.yaml"]);
+    assert_eq!(code, Some(0), "{err}");
+    let indices: Vec<String> = items(&server)
+        .iter()
+        .map(|(action, _, _)| action["index"]["_index"].as_str().unwrap().to_string())
+        .collect();
+    // A missing field renders as nothing.
+    assert_eq!(
+        indices,
+        vec!["app-info-2026.11", "app-error-2026.12", "app--2026.12"]
+    );
+
+    let text = fs::read_to_string(d.join("tailcar.yaml"))
+        .unwrap()
+        .replace("'{stream}-{level}-%Y.%m'", "'logs-%Y.%'");
+    fs::write(d.join("tailcar.yaml"), text).unwrap();
+    let (code, _, err) = run(d, &["check", "--config", "tailcar.yaml"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("sinks.es.index: `logs-%Y.%` is not a valid date format"),
+        "{err}"
+    );
+}

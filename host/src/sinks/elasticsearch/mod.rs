@@ -18,6 +18,7 @@ use super::util::batcher::Request;
 use super::util::delivery::{self, Encoder, remote_sink_config};
 use super::util::http::{Compression, HttpSettings, Response, endpoint};
 use super::util::retry::{Outcome, classify_status};
+use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
 
 remote_sink_config! {
@@ -25,7 +26,9 @@ remote_sink_config! {
     pub struct ElasticsearchConfig {
         /// The cluster's base URL: `http://elasticsearch:9200`.
         pub url: String,
-        /// The index, with optional strftime specifiers filled from the record's event time (UTC).
+        /// The index: a template (`{stream}`, `{file}`, `{FIELD}`, `{a.b}`, filled per record,
+        /// as Loki labels and Kafka topics are), then strftime specifiers filled from the
+        /// record's event time (UTC): `app-{kubernetes.namespace}-%Y.%m.%d`.
         #[serde(default = "default_index")]
         pub index: String,
         /// An ingest pipeline to run the documents through.
@@ -50,6 +53,13 @@ remote_sink_config! {
         pub compression: Compression,
     }
     max_in_flight_default = "max_in_flight"
+}
+
+/// `format` filled from `time` (UTC); a format that does not work (a field value with a `%` in
+/// it) is used as written, and the server's refusal of the index name is counted and logged.
+fn strftime(format: &str, time: jiff::Timestamp) -> String {
+    jiff::fmt::strtime::format(format, &time.to_zoned(jiff::tz::TimeZone::UTC))
+        .unwrap_or_else(|_| format.to_string())
 }
 
 /// How document ids are chosen.
@@ -99,6 +109,10 @@ fn max_in_flight() -> usize {
 
 impl ElasticsearchConfig {
     pub fn settings(&self) -> anyhow::Result<HttpSettings> {
+        let epoch = jiff::Timestamp::UNIX_EPOCH.to_zoned(jiff::tz::TimeZone::UTC);
+        if let Err(e) = jiff::fmt::strtime::format(&self.index, &epoch) {
+            anyhow::bail!("index: `{}` is not a valid date format: {e}", self.index);
+        }
         let url = endpoint(&self.url, "/_bulk");
         HttpSettings::new(
             "POST",
@@ -118,6 +132,7 @@ impl ElasticsearchConfig {
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
         let encoder = Arc::new(BulkEncoder {
+            index: Template::parse(&self.index),
             config: self.clone(),
         });
         let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
@@ -128,6 +143,8 @@ impl ElasticsearchConfig {
 
 struct BulkEncoder {
     config: ElasticsearchConfig,
+    /// `config.index` as a template.
+    index: Template,
 }
 
 impl Encoder for BulkEncoder {
@@ -137,6 +154,7 @@ impl Encoder for BulkEncoder {
 
     fn encode(&self, request: &Request, out: &mut Vec<u8>) {
         let c = &self.config;
+        let plain = self.index.as_text().is_some();
         let dated = c.index.contains('%');
         for part in &request.parts {
             let b = &part.batch;
@@ -146,12 +164,17 @@ impl Encoder for BulkEncoder {
                 let time = b.event_time(i);
                 let fields = b.fields(i);
                 let mut meta = serde_json::Map::new();
-                let index = if dated {
-                    time.to_zoned(jiff::tz::TimeZone::UTC)
-                        .strftime(&c.index)
-                        .to_string()
-                } else {
-                    c.index.clone()
+                let index = match (plain, dated) {
+                    (true, false) => c.index.clone(),
+                    (true, true) => strftime(&c.index, time),
+                    (false, _) => {
+                        let filled = self.index.render(b, i);
+                        if filled.contains('%') {
+                            strftime(&filled, time)
+                        } else {
+                            filled
+                        }
+                    }
                 };
                 meta.insert("_index".into(), index.into());
                 if let Some(id) = c.id_field.as_ref().and_then(|k| fields?.get(k)) {
