@@ -822,4 +822,102 @@ sinks:
         assert_eq!(key.as_deref(), Some("streams.access.max_line_bytes"));
         assert!(reason.contains("invalid size `lots`"), "{reason}");
     }
+
+    /// `check` on configurations no one would write: every line of a configuration that uses
+    /// most keys gets hostile values, and bytes are flipped; loading must answer (a topology
+    /// or an error with a reason), never panic.
+    mod mutated {
+        use super::*;
+        use proptest::prelude::*;
+
+        const BASE: &str = r#"checkpoint_dir: /tmp/tailcar-proptest/ck
+checkpoint_interval: 1s
+grace_period: 5s
+admin: { enabled: false, address: "127.0.0.1:9", sink_failing_for: 5m }
+streams:
+  app:
+    paths: [/tmp/tailcar-proptest/*.log]
+    exclude: [/tmp/tailcar-proptest/x.log]
+    start_at: end
+    multiline: { start: '^\d', timeout: 1s }
+    max_line_bytes: 64KiB
+    poll_interval: 250ms
+    rotate_wait: 5s
+    parser: { type: regexp, pattern: '^(?P<a>\w+)', types: { a: int } }
+    filters:
+      - grep: { exclude: { line: healthz } }
+      - throttle: { rate: 10 }
+    fields: { env: prod }
+    sinks: [out, es]
+sinks:
+  out: { type: file, path: /tmp/tailcar-proptest-out/out.log, format: json }
+  es:
+    type: elasticsearch
+    url: http://127.0.0.1:9
+    index: "a-{stream}-%Y"
+    batch: { max_records: 10, max_bytes: 1MiB, timeout: 1s }
+    retry: { initial_backoff: 10ms, max_backoff: 1s }
+    request_timeout: 1s
+    max_in_flight: 4
+    when_full: drop_newest
+  loki: { type: loki, url: http://127.0.0.1:9, labels: { a: "{stream}" }, max_label_sets: 3 }
+"#;
+
+        const HOSTILE: &[&str] = &[
+            "0",
+            "-1",
+            "18446744073709551615",
+            "1e309",
+            "0s",
+            "300000000000y",
+            "''",
+            "[]",
+            "{}",
+            "~",
+            "&x [*x]",
+            "*nope",
+            "!!binary aGk=",
+            "\"\\u0000\"",
+            "[[[[[[]]]]]]",
+            "-5GiB",
+            "1ns",
+            "99999999999999999999999days",
+            "'%'",
+            "'{'",
+            "'('",
+            "true",
+        ];
+
+        fn load(text: &str) {
+            if let Ok(config) = Config::parse(text) {
+                let _ = config.validate("proptest.yaml");
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+            #[test]
+            fn a_hostile_value_on_any_line_never_panics(
+                line in 0usize..40,
+                value in prop::sample::select(HOSTILE),
+            ) {
+                let mut lines: Vec<String> = BASE.lines().map(str::to_string).collect();
+                let i = line % lines.len();
+                if let Some((key, _)) = lines[i].split_once(':') {
+                    lines[i] = format!("{key}: {value}");
+                }
+                load(&lines.join("\n"));
+            }
+
+            #[test]
+            fn flipped_bytes_never_panic(flips in prop::collection::vec((0usize..2000, any::<u8>()), 1..6)) {
+                let mut bytes = BASE.as_bytes().to_vec();
+                for (at, b) in flips {
+                    let n = bytes.len();
+                    bytes[at % n] = b;
+                }
+                load(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
 }
