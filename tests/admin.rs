@@ -41,22 +41,6 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// The lines of `bytes` that belong to stream `tag` (a last line still being written, with no
-/// newline yet, is left out: the sink file is read while tailcar writes it).
-fn only(bytes: &[u8], tag: &str) -> Vec<u8> {
-    let prefix = format!("{tag} ");
-    let mut out = Vec::new();
-    let (bytes, _) = complete_lines(bytes);
-    for l in bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| l.starts_with(prefix.as_bytes()))
-    {
-        out.extend_from_slice(l);
-        out.push(b'\n');
-    }
-    out
-}
-
 fn wait_for(port: u16, path: &str, status: u16) -> String {
     let mut last = (0, String::new());
     let ok = wait_until(Duration::from_secs(15), || {

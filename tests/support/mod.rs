@@ -220,6 +220,22 @@ pub fn append(path: &Path, tag: &str, range: std::ops::Range<u64>) {
     f.write_all(buf.as_bytes()).unwrap();
 }
 
+/// The complete lines of `bytes` that belong to stream `tag` (`tag ...`): other streams' lines,
+/// a banner, and a last line still being written (no newline yet) are left out.
+pub fn only(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let prefix = format!("{tag} ");
+    let mut out = Vec::new();
+    let (bytes, _) = complete_lines(bytes);
+    for l in bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(prefix.as_bytes()))
+    {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    }
+    out
+}
+
 /// How often each sequence number of `tag` appears in `output`; panics on a line that is not a
 /// well-formed numbered line (a torn or corrupted line).
 pub fn seq_counts(output: &[u8], tag: &str) -> BTreeMap<u64, usize> {
