@@ -187,6 +187,9 @@ async fn run_topology(
     reload_rx: &mut mpsc::Receiver<ReloadRequest>,
     config_path: Option<&Path>,
 ) -> Result<Step> {
+    for w in &top.warnings {
+        tracing::warn!("{w}");
+    }
     let store = match &top.checkpoint_dir {
         Some(dir) => Some(CheckpointStore::open(dir)?),
         None => None,

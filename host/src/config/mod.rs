@@ -212,6 +212,8 @@ pub struct Topology {
     pub streams: Vec<StreamPlan>,
     pub sinks: Vec<(Arc<str>, SinkConfig)>,
     pub admin: AdminConfig,
+    /// What looks wrong but may be meant (`check` prints these, `run` logs them at start).
+    pub warnings: Vec<String>,
 }
 
 impl Config {
@@ -497,20 +499,77 @@ impl Config {
                 tracing::warn!(sink = %name, "sink is not used by any stream");
             }
         }
+        let sinks: Vec<(Arc<str>, SinkConfig)> = self
+            .sinks
+            .into_iter()
+            .map(|(n, c)| (Arc::from(n.as_str()), c))
+            .collect();
+        let warnings = template_warnings(&streams, &sinks);
         Ok(Topology {
+            warnings,
             checkpoint_dir: self.checkpoint_dir,
             checkpoint_interval: self.checkpoint_interval,
             grace_period: self.grace_period,
             watch: self.watch,
             admin: self.admin,
             streams,
-            sinks: self
-                .sinks
-                .into_iter()
-                .map(|(n, c)| (Arc::from(n.as_str()), c))
-                .collect(),
+            sinks,
         })
     }
+}
+
+/// A template field no stream sending to the sink can have renders as nothing on every record
+/// (a Loki label that is always empty, an index without its namespace): say so, with what the
+/// streams do have. Streams with a `json` or `logfmt` parser or a plugin can have any field.
+fn template_warnings(streams: &[StreamPlan], sinks: &[(Arc<str>, SinkConfig)]) -> Vec<String> {
+    let names: Vec<Option<crate::transforms::FieldNames>> = streams
+        .iter()
+        .map(|s| crate::transforms::field_names(&s.transforms))
+        .collect();
+    let mut out = Vec::new();
+    for (sink, config) in sinks {
+        // The streams whose records reach this sink, directly or as its dead-letter sink.
+        let feeds = |s: &StreamPlan| {
+            s.sinks.iter().chain(&s.extra_sinks).any(|n| {
+                n == sink
+                    || sinks
+                        .iter()
+                        .any(|(m, c)| m == n && c.dead_letter() == Some(&**sink))
+            })
+        };
+        let senders: Vec<(&StreamPlan, &Option<crate::transforms::FieldNames>)> = streams
+            .iter()
+            .zip(&names)
+            .filter(|(s, _)| feeds(s))
+            .collect();
+        if senders.is_empty() {
+            continue;
+        }
+        for (key, template) in config.templates() {
+            for field in template.fields() {
+                let can = senders
+                    .iter()
+                    .any(|(_, n)| n.as_ref().is_none_or(|n| n.fills(field)));
+                if can {
+                    continue;
+                }
+                let have: Vec<String> = senders
+                    .iter()
+                    .map(|(s, n)| {
+                        let n = n.as_ref().map(|n| n.describe()).unwrap_or_default();
+                        format!("{}: {n}", s.tailer.stream)
+                    })
+                    .collect();
+                out.push(format!(
+                    "sinks.{sink}.{key}: `{{{field}}}` names a field that no stream sending here \
+                     has, so it is always empty (streams have {}); check the name, or set it \
+                     with the stream's parser, `fields:` or `enrich`",
+                    have.join("; ")
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Serde reads a `type`-tagged section (a sink, a parser, a filter) through a buffer, so an
@@ -650,6 +709,9 @@ impl Topology {
         for (name, c) in &self.sinks {
             out.push_str(&format!("sink {name}: {}\n", c.describe()));
         }
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
         out
     }
 }
@@ -761,6 +823,63 @@ sinks:
             format!("{audit:?}").contains("***") && !format!("{audit:?}").contains("t0k"),
             "secrets stay hidden"
         );
+    }
+
+    #[test]
+    fn a_template_field_no_stream_has_is_warned_about() {
+        let text = r#"
+streams:
+  web:
+    paths: [/x/access.log]
+    parser: nginx
+    filters:
+      - rename: { remote_addr: client }
+    sinks: [loki, kafka]
+  app:
+    paths: [/x/app.log]
+    parser: { type: regexp, pattern: '^(?P<level>\w+) (?P<msg>.*)$' }
+    enrich: { pod: true }
+    sinks: [kafka]
+sinks:
+  loki:
+    type: loki
+    url: http://127.0.0.1:3100
+    labels: { job: "{stream}", method: "{method}", app: "{appname}", ip: "{remote_addr}" }
+  kafka:
+    type: kafka
+    bootstrap_servers: [127.0.0.1:9092]
+    topic: "logs-{level}"
+    key: "{kubernetes.pod_name}"
+    headers: { who: "{user}" }
+"#;
+        let t = Config::parse(text).unwrap().validate("x").unwrap();
+        let keys: Vec<&str> = t
+            .warnings
+            .iter()
+            .map(|w| w.split(':').next().unwrap())
+            .collect();
+        // {method} is nginx's, {level} the regexp's, {kubernetes.pod_name} from enrich;
+        // remote_addr was renamed away, appname and user exist nowhere.
+        assert_eq!(
+            keys,
+            vec![
+                "sinks.loki.labels.app",
+                "sinks.loki.labels.ip",
+                "sinks.kafka.headers.who"
+            ],
+            "{:#?}",
+            t.warnings
+        );
+        assert!(
+            t.warnings[0].contains("`{appname}`") && t.warnings[0].contains("web: bytes, client,"),
+            "{}",
+            t.warnings[0]
+        );
+        assert!(t.describe().contains("warning: sinks.loki.labels.app:"));
+        // A stream whose fields the lines decide (json) may have any of them.
+        let open = text.replace("parser: nginx", "parser: json");
+        let t = Config::parse(&open).unwrap().validate("x").unwrap();
+        assert!(t.warnings.is_empty(), "{:#?}", t.warnings);
     }
 
     #[test]

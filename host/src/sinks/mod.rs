@@ -191,6 +191,53 @@ impl SinkConfig {
         self.remote().map(|(_, o)| o.when_full).unwrap_or_default()
     }
 
+    /// The templates this sink fills per record, with their keys (relative to the sink); an
+    /// `id_field` counts as the template `{id_field}`.
+    pub fn templates(&self) -> Vec<(String, util::template::Template)> {
+        use util::template::Template;
+        let mut out = Vec::new();
+        match self {
+            SinkConfig::Stdout(_)
+            | SinkConfig::File(_)
+            | SinkConfig::Http(_)
+            | SinkConfig::Tcp(_) => {}
+            SinkConfig::Elasticsearch(c) => {
+                out.push(("index".into(), Template::parse(&c.index)));
+                if let Some(f) = &c.id_field {
+                    out.push(("id_field".into(), Template::parse(&format!("{{{f}}}"))));
+                }
+            }
+            SinkConfig::Loki(c) => out.extend(
+                c.labels
+                    .iter()
+                    .map(|(k, v)| (format!("labels.{k}"), Template::parse(v))),
+            ),
+            SinkConfig::Kafka(c) => {
+                out.push(("topic".into(), c.topic.clone()));
+                out.extend(c.key.clone().map(|k| ("key".into(), k)));
+                out.extend(
+                    c.headers
+                        .iter()
+                        .map(|(k, t)| (format!("headers.{k}"), t.clone())),
+                );
+            }
+            SinkConfig::Syslog(c) => {
+                out.push(("facility".into(), c.facility.clone()));
+                out.push(("severity".into(), c.severity.clone()));
+                out.extend(c.hostname.clone().map(|t| ("hostname".into(), t)));
+                out.push(("app_name".into(), c.app_name.clone()));
+                out.extend(c.proc_id.clone().map(|t| ("proc_id".into(), t)));
+                out.extend(c.msg_id.clone().map(|t| ("msg_id".into(), t)));
+            }
+            SinkConfig::Otlp(c) => out.extend(
+                c.resource
+                    .iter()
+                    .map(|(k, t)| (format!("resource.{k}"), t.clone())),
+            ),
+        }
+        out
+    }
+
     /// A one-line description for `tailcar check`.
     pub fn describe(&self) -> String {
         match self {

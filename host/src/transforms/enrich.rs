@@ -135,6 +135,18 @@ pub struct Enrich {
 }
 
 impl Enrich {
+    /// The fields this enrichment sets.
+    pub fn field_names(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if !self.pod.is_empty() || self.labels.is_some() || self.annotations.is_some() {
+            out.push("kubernetes");
+        }
+        if self.file {
+            out.push("file");
+        }
+        out
+    }
+
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if !self.pod.is_empty() {

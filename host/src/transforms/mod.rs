@@ -14,6 +14,7 @@ pub mod parsers;
 pub mod time;
 pub mod wasm;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::event::Batch;
@@ -87,6 +88,91 @@ impl TransformSpec {
             TransformSpec::Enrich(e) => Box::new((**e).clone()),
         }
     }
+}
+
+/// The top-level field names a stream's records can carry after its transforms, as far as the
+/// configuration tells; see [`field_names`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldNames {
+    names: BTreeSet<String>,
+    /// Families of names (`column_` for the extra columns of a CSV line).
+    prefixes: Vec<String>,
+}
+
+impl FieldNames {
+    /// Whether a record may have the field `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.contains(name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+    }
+
+    /// Whether a template's `{name}` can be filled: the field itself, or for `{a.b}` the object
+    /// `a` it reaches into.
+    pub fn fills(&self, name: &str) -> bool {
+        self.contains(name)
+            || name
+                .split_once('.')
+                .is_some_and(|(top, _)| self.contains(top))
+    }
+
+    /// The names, for messages (`a, b, column_*`).
+    pub fn describe(&self) -> String {
+        let mut all: Vec<String> = self.names.iter().cloned().collect();
+        all.extend(self.prefixes.iter().map(|p| format!("{p}*")));
+        if all.is_empty() {
+            "no fields".into()
+        } else {
+            all.join(", ")
+        }
+    }
+
+    fn insert(&mut self, name: &str) {
+        self.names.insert(name.to_string());
+    }
+}
+
+/// The fields records can have after `specs` run: `None` when one of them can set any name (a
+/// `json` or `logfmt` parser, a plugin), so that nothing can be said.
+pub fn field_names(specs: &[TransformSpec]) -> Option<FieldNames> {
+    let mut out = FieldNames::default();
+    for spec in specs {
+        match spec {
+            TransformSpec::Parser(p) => {
+                let (names, prefix) = p.field_names()?;
+                for n in names {
+                    out.insert(n);
+                }
+                out.prefixes.extend(prefix.map(String::from));
+                out.insert(parsers::PARSE_ERROR);
+            }
+            TransformSpec::AddFields(f) => f.fields.keys().for_each(|k| out.insert(k)),
+            TransformSpec::Enrich(e) => e.field_names().into_iter().for_each(|k| out.insert(k)),
+            TransformSpec::Plugin(_) => return None,
+            TransformSpec::Filter(f) => match f {
+                filters::Filter::DropFields(names) => {
+                    for n in names {
+                        out.names.remove(n);
+                    }
+                }
+                filters::Filter::KeepFields(names) => {
+                    let kept = names.iter().filter(|n| out.contains(n)).cloned().collect();
+                    out = FieldNames {
+                        names: kept,
+                        prefixes: Vec::new(),
+                    };
+                }
+                filters::Filter::Rename(pairs) => {
+                    for (from, to) in pairs {
+                        if out.contains(from) {
+                            out.names.remove(from);
+                            out.insert(to);
+                        }
+                    }
+                }
+                filters::Filter::Grep { .. } | filters::Filter::Throttle { .. } => {}
+            },
+        }
+    }
+    Some(out)
 }
 
 /// Runs every transform of a stream, in order.

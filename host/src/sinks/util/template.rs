@@ -43,6 +43,14 @@ impl Template {
             .any(|p| matches!(p, Piece::Var(v) if v != "stream" && v != "file"))
     }
 
+    /// The record fields it names (`{FIELD}`, `{a.b}`), in order.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|p| match p {
+            Piece::Var(v) if v != "stream" && v != "file" => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
     /// The template filled for record `i` of `batch`.
     pub fn render(&self, batch: &Batch, i: usize) -> String {
         let mut out = String::new();

@@ -169,6 +169,26 @@ fn parse_access_time(t: &str) -> Option<jiff::Timestamp> {
         .ok()
 }
 
+/// Every field [`parse_access`] can set.
+pub const ACCESS_FIELDS: &[&str] = &[
+    "remote_addr",
+    "remote_user",
+    "time",
+    "method",
+    "path",
+    "protocol",
+    "request",
+    "status",
+    "bytes",
+    "referrer",
+    "user_agent",
+];
+
+/// Every field [`parse_apache_error`] can set.
+pub const APACHE_ERROR_FIELDS: &[&str] = &[
+    "time", "module", "level", "pid", "tid", "client", "code", "message",
+];
+
 /// Parses an Apache error-log line; its time (which has no offset) is read in `zone`.
 pub fn parse_apache_error(
     line: &[u8],

@@ -9,6 +9,11 @@
 
 use crate::event::Fields;
 
+/// Every field [`parse_cri`] sets.
+pub const CRI_FIELDS: &[&str] = &["stream", "logtag", "log"];
+/// Every field [`parse_docker`] can set.
+pub const DOCKER_FIELDS: &[&str] = &["log", "stream", "attrs"];
+
 pub fn parse_cri(line: &[u8], fields: &mut Fields) -> Result<Option<jiff::Timestamp>, String> {
     let mut parts = line.splitn(4, |b| *b == b' ');
     let (Some(time), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {

@@ -98,7 +98,15 @@ impl Clone for Delimited {
     }
 }
 
+/// The names of columns beyond the named ones: `column_4`.
+pub const EXTRA_PREFIX: &str = "column_";
+
 impl Delimited {
+    /// The named columns.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(n, _)| n.as_str())
+    }
+
     pub fn parse(
         &mut self,
         line: &[u8],
@@ -145,8 +153,10 @@ impl Delimited {
                             fields.insert(name.clone(), v);
                         }
                         None => {
-                            fields
-                                .insert(format!("column_{}", column + 1), text.into_owned().into());
+                            fields.insert(
+                                format!("{EXTRA_PREFIX}{}", column + 1),
+                                text.into_owned().into(),
+                            );
                         }
                     }
                     column += 1;

@@ -226,6 +226,21 @@ impl Parser {
         }
     }
 
+    /// The top-level fields this parser can set (besides `parse_error`) and a family of names
+    /// (a prefix) it may add; `None` when the line decides (`json`, `logfmt`).
+    pub fn field_names(&self) -> Option<(Vec<&str>, Option<&'static str>)> {
+        Some(match &self.kind {
+            ParserKind::Json | ParserKind::Logfmt(_) => return None,
+            ParserKind::Regexp(r) => (r.field_names().collect(), None),
+            ParserKind::Access => (access::ACCESS_FIELDS.to_vec(), None),
+            ParserKind::ApacheError(_) => (access::APACHE_ERROR_FIELDS.to_vec(), None),
+            ParserKind::Syslog(_) => (syslog::FIELDS.to_vec(), None),
+            ParserKind::Delimited(d) => (d.field_names().collect(), Some(delimited::EXTRA_PREFIX)),
+            ParserKind::Cri => (container::CRI_FIELDS.to_vec(), None),
+            ParserKind::Docker => (container::DOCKER_FIELDS.to_vec(), None),
+        })
+    }
+
     /// Parses one line into `fields`, returning the event time when the format carries one;
     /// `Err` is the reason the line did not parse.
     fn parse(
@@ -309,6 +324,50 @@ impl Transform for Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names a parser declares (for `check`'s template warnings) are the names it sets, on
+    /// lines that fill every field its format has.
+    #[test]
+    fn declared_field_names_cover_what_parsers_set() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "nginx",
+                r#"1.2.3.4 - bob [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 200 2326 "http://r/" "agent""#,
+            ),
+            (
+                "apache_error",
+                "[Wed Oct 11 14:32:52.123456 2000] [core:error] [pid 35708:tid 4328636416] [client 72.15.99.187:1234] AH00037: File does not exist: /x",
+            ),
+            (
+                "syslog",
+                r#"<165>1 2003-10-11T22:14:15.003Z host app 77 ID47 [ex@32473 iut="3"] message"#,
+            ),
+            ("cri", "2023-10-06T00:17:09.669794202Z stdout F hello"),
+            (
+                "docker",
+                r#"{"log":"hi\n","stream":"stdout","time":"2019-01-01T11:11:11.111111111Z","attrs":{"a":"b"}}"#,
+            ),
+        ];
+        for (name, line) in cases {
+            let spec: ParserSpec = serde_yaml::from_str(name).unwrap();
+            let mut parser = spec.0.build().unwrap().unwrap();
+            let mut fields = Fields::new();
+            parser
+                .parse(line.as_bytes(), &mut fields, &StreamStats::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (declared, _) = parser.field_names().unwrap();
+            let set: Vec<&str> = fields.keys().map(String::as_str).collect();
+            for k in &set {
+                assert!(declared.contains(k), "{name} sets `{k}`, not declared");
+            }
+            assert_eq!(set.len(), declared.len(), "{name}: {set:?} vs {declared:?}");
+        }
+        let csv: ParserSpec = serde_yaml::from_str("{ type: csv, fields: [a, b] }").unwrap();
+        let csv = csv.0.build().unwrap().unwrap();
+        assert_eq!(csv.field_names(), Some((vec!["a", "b"], Some("column_"))));
+        let json: ParserSpec = serde_yaml::from_str("json").unwrap();
+        assert_eq!(json.0.build().unwrap().unwrap().field_names(), None);
+    }
 
     #[test]
     fn parser_spec_takes_a_name_or_a_map() {

@@ -103,6 +103,11 @@ pub struct Regexp {
 }
 
 impl Regexp {
+    /// The named captures, each a field.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.captures.iter().map(|(_, n, _)| n.as_str())
+    }
+
     pub fn pattern(&self) -> &str {
         self.regex.as_str()
     }

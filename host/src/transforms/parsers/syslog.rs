@@ -12,6 +12,18 @@ use syslog_loose::{ProcId, Variant};
 
 use crate::event::Fields;
 
+/// Every field [`parse`] can set.
+pub const FIELDS: &[&str] = &[
+    "facility",
+    "severity",
+    "hostname",
+    "appname",
+    "msgid",
+    "procid",
+    "structured_data",
+    "message",
+];
+
 /// Parses one syslog line; returns the event time when the message has a timestamp.
 pub fn parse(
     line: &[u8],
