@@ -5,7 +5,8 @@
 //! its API path is used as written; duplicate keys, alias bombs and a file sink inside the
 //! stream's own paths are refused; a second tailcar on one checkpoint directory is refused
 //! (until the first dies, even by SIGKILL); a taken admin address fails start-up; a stream
-//! whose paths match nothing says so and its files gauge reads 0.
+//! whose paths match nothing says so and its files gauge reads 0; a panic in the admin endpoint
+//! ends the run with exit code 70 like a stream's.
 
 mod support;
 
@@ -272,6 +273,40 @@ fn a_taken_admin_address_fails_start_up() {
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains(&format!("admin endpoint: cannot listen on {addr}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_panic_in_the_admin_endpoint_ends_the_run_like_any_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    append(&d.join("app.log"), "a", 0..10);
+    let port = free_port().port();
+    let mut tc = Tailcar::start_env(
+        d,
+        &["tail", "--admin", &format!("127.0.0.1:{port}"), "app.log"],
+        &[("TAILCAR_FAILPOINTS", "admin-panic")],
+    );
+    tc.wait_lines(10, Duration::from_secs(30));
+    let mut answer = String::new();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    assert!(
+        answer.contains("admin endpoint panicked: fail point admin-panic"),
+        "{answer}"
+    );
+    let status = tc.wait(Duration::from_secs(30));
+    let err = tc.stderr();
+    assert_eq!(status.code(), Some(70), "{err}");
+    assert!(
+        err.contains("summary: failed: admin endpoint panicked"),
         "{err}"
     );
 }

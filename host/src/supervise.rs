@@ -8,10 +8,17 @@
 //! kubelet restarts the container, which resumes from the checkpoints (they hold only what was
 //! acknowledged). The panic hook ([`install_panic_hook`]) logs where the panic happened, with the
 //! thread's name, through tailcar's own log.
+//!
+//! Helpers that no run owns (the plugin epoch ticker, the inotify callback, the admin endpoint)
+//! [`report`] their panics here instead; the running topology waits on [`reported`] beside its
+//! own components, so they end the run the same way.
 
 use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
 
 /// A component that panicked: which one, and the panic message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +71,51 @@ pub async fn catch_task<R: Send + 'static>(
     })
 }
 
+/// Panics of process-wide helpers, waiting for the running topology to take them.
+static REPORTED: Mutex<Vec<Panicked>> = Mutex::new(Vec::new());
+static REPORTED_WAKE: Notify = Notify::const_new();
+
+/// Hands the panic of a helper no run owns to the running topology (see [`reported`]).
+pub fn report(failure: Panicked) {
+    REPORTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(failure);
+    // A permit is kept when nobody waits yet, so the failure is never missed.
+    REPORTED_WAKE.notify_one();
+}
+
+/// The next [`report`]ed panic, once there is one.
+pub async fn reported() -> Panicked {
+    loop {
+        if let Some(p) = take_reported() {
+            return p;
+        }
+        REPORTED_WAKE.notified().await;
+    }
+}
+
+/// A [`report`]ed panic not taken yet, if any.
+pub fn take_reported() -> Option<Panicked> {
+    let mut all = REPORTED.lock().unwrap_or_else(|e| e.into_inner());
+    (!all.is_empty()).then(|| all.remove(0))
+}
+
+/// Starts a named thread running `f` under supervision: a panic is [`report`]ed.
+pub fn spawn_thread(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let component = name.to_string();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Err(p) = catch(&component, f) {
+                report(p);
+            }
+        })
+}
+
 /// Whether the fail point `name` is armed: named in `TAILCAR_FAILPOINTS` (comma-separated),
 /// a testing aid that lets the integration tests make a real stream or sink panic (say
 /// `stream-panic:access` or `sink-panic:out`) to check what supervision does with it. Read
@@ -110,5 +162,17 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.message, "static text");
         assert_eq!(catch_task("x", async { 5 }).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_helper_thread_is_reported() {
+        let waiting = tokio::spawn(reported());
+        spawn_thread("helper-test", || panic!("helper down"))
+            .unwrap()
+            .join()
+            .unwrap();
+        let p = waiting.await.unwrap();
+        assert_eq!(p.to_string(), "helper-test panicked: helper down");
+        assert_eq!(take_reported(), None);
     }
 }

@@ -90,29 +90,59 @@ pub async fn serve(
         .with_context(|| format!("admin endpoint: cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
     tracing::info!(address = %bound, "admin endpoint listening (/metrics, /healthz, /readyz, POST /reload)");
+    // A panic in a request (rendering the metrics, say) or in the accept loop ends the run
+    // like any component's: reported, counted, `/healthz` 503, exit 70.
+    let panic_at_metrics = crate::supervise::failpoint("admin-panic");
     tokio::spawn(async move {
-        loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("admin endpoint: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let telemetry = Arc::clone(&telemetry);
-            let reload = reload.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let telemetry = Arc::clone(&telemetry);
-                    let reload = reload.clone();
-                    async move { Ok::<_, Infallible>(handle(req, &telemetry, &reload).await) }
+        let accept = async move {
+            loop {
+                let (stream, _) = match listener.accept().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("admin endpoint: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let telemetry = Arc::clone(&telemetry);
+                let reload = reload.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let telemetry = Arc::clone(&telemetry);
+                        let reload = reload.clone();
+                        async move {
+                            let answer =
+                                crate::supervise::catch_task("admin endpoint", async move {
+                                    if panic_at_metrics && req.uri().path() == "/metrics" {
+                                        panic!("fail point admin-panic at GET /metrics");
+                                    }
+                                    handle(req, &telemetry, &reload).await
+                                })
+                                .await;
+                            Ok::<_, Infallible>(answer.unwrap_or_else(|p| {
+                                let text = format!("{p}\n");
+                                crate::supervise::report(p);
+                                reply(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "text/plain; charset=utf-8",
+                                    text,
+                                )
+                            }))
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
                 });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
+            }
+        };
+        // The accept loop never returns: only its panic comes back.
+        if let Some(p) = crate::supervise::catch_task("admin endpoint", accept)
+            .await
+            .err()
+        {
+            crate::supervise::report(p);
         }
     });
     Ok(bound)

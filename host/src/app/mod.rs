@@ -364,6 +364,10 @@ async fn run_topology(
                 failure = Some(fail(telemetry, p));
                 break;
             }
+            p = supervise::reported() => {
+                failure = Some(fail(telemetry, p));
+                break;
+            }
         }
     }
 
@@ -416,7 +420,7 @@ async fn run_topology(
         drop(stop);
         let _ = tokio::task::spawn_blocking(move || handle.join()).await;
     }
-    if let Ok(p) = fail_rx.try_recv() {
+    if let Some(p) = fail_rx.try_recv().ok().or_else(supervise::take_reported) {
         let e = fail(telemetry, p);
         failure.get_or_insert(e);
     }

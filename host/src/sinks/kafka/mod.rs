@@ -500,7 +500,7 @@ impl KafkaTransport {
                                 | ResponseError::UnknownProducerId
                                 | ResponseError::InvalidProducerEpoch),
                             ) => {
-                                tracing::warn!(sink = %self.name, error = %e, "the broker lost track of tailcar's producer; starting a new one (records of this batch may be stored twice)");
+                                tracing::warn!(sink = %self.name, broker = conn.address(), error = %e, "the broker lost track of tailcar's producer; starting a new one (records of this batch may be stored twice)");
                                 reset_producer = true;
                                 first_error.get_or_insert_with(|| anyhow::anyhow!("{e}"));
                             }
@@ -508,16 +508,19 @@ impl KafkaTransport {
                                 stale = true;
                                 first_error.get_or_insert_with(|| {
                                     anyhow::anyhow!(
-                                        "{e} (topic {}, partition {})",
+                                        "{e} (topic {}, partition {}, broker {})",
                                         payload.topics[key.0],
-                                        key.1
+                                        key.1,
+                                        conn.address()
                                     )
                                 });
                             }
                             Some(e) => {
                                 b.status = Status::Failed(format!(
-                                    "{e} (topic {}, partition {})",
-                                    payload.topics[key.0], key.1
+                                    "{e} (topic {}, partition {}, broker {})",
+                                    payload.topics[key.0],
+                                    key.1,
+                                    conn.address()
                                 ));
                                 // The broker did not take these sequence numbers.
                                 reset_producer |= b.sequence.is_some();

@@ -121,22 +121,28 @@ impl Watcher {
         } else {
             let subs = Arc::clone(&subs);
             match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                let subs = subs.lock().unwrap_or_else(|e| e.into_inner());
-                match res {
-                    Ok(ev) if !ev.need_rescan() => {
-                        for s in subs.iter() {
-                            if ev.paths.iter().any(|p| touches(p, &s.dir, s.recursive)) {
-                                s.wake.notify(&ev);
+                // notify's thread runs this: a panic would silently end every inotify wake-up.
+                let run = || {
+                    let subs = subs.lock().unwrap_or_else(|e| e.into_inner());
+                    match res {
+                        Ok(ev) if !ev.need_rescan() => {
+                            for s in subs.iter() {
+                                if ev.paths.iter().any(|p| touches(p, &s.dir, s.recursive)) {
+                                    s.wake.notify(&ev);
+                                }
+                            }
+                        }
+                        // An overflowed queue or an error: everyone rescans.
+                        _ => {
+                            for s in subs.iter() {
+                                s.wake.rescan.store(true, Ordering::Release);
+                                s.wake.wake();
                             }
                         }
                     }
-                    // An overflowed queue or an error: everyone rescans.
-                    _ => {
-                        for s in subs.iter() {
-                            s.wake.rescan.store(true, Ordering::Release);
-                            s.wake.wake();
-                        }
-                    }
+                };
+                if let Err(p) = crate::supervise::catch("inotify watcher", run) {
+                    crate::supervise::report(p);
                 }
             }) {
                 Ok(w) => Some(w),

@@ -210,20 +210,19 @@ impl Runtime {
             compiled: Mutex::default(),
         });
         let ticker = rt.engine.clone();
-        let thread = std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                loop {
-                    // Tick only while some plugin call runs: an idle sidecar stays idle.
-                    if CALLS.load(Ordering::Acquire) == 0 {
-                        std::thread::park_timeout(Duration::from_secs(1));
-                        continue;
-                    }
-                    std::thread::sleep(TICK);
-                    ticker.increment_epoch();
+        // Without its ticks no plugin's time limit works: a panic here ends the run.
+        let thread = crate::supervise::spawn_thread("wasm-epoch", move || {
+            loop {
+                // Tick only while some plugin call runs: an idle sidecar stays idle.
+                if CALLS.load(Ordering::Acquire) == 0 {
+                    std::thread::park_timeout(Duration::from_secs(1));
+                    continue;
                 }
-            })
-            .context("starting the plugin epoch thread")?;
+                std::thread::sleep(TICK);
+                ticker.increment_epoch();
+            }
+        })
+        .context("starting the plugin epoch thread")?;
         TICKERS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
