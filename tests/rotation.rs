@@ -1,5 +1,6 @@
 //! Rotation with the real binary, during bursts of numbered lines: rename + create, copytruncate,
-//! and a rotation that happens while tailcar is stopped. Every line must arrive.
+//! and rotations that happen while tailcar is stopped (one, or two so that a file is created and
+//! rotated away unseen). Every line must arrive.
 
 mod support;
 
@@ -175,6 +176,64 @@ fn a_file_copytruncated_while_tailcar_was_down_is_finished_from_its_copy() {
         "{}",
         tc.stderr()
     );
+}
+
+#[test]
+fn two_rotations_while_tailcar_was_down_lose_neither_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("app.log");
+    // An old rotation, shipped by nobody's run: it must not be read.
+    append(&d.join("app.log.3"), "old", 0..10);
+    let old = fs::File::options()
+        .write(true)
+        .open(d.join("app.log.3"))
+        .unwrap();
+    old.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let args = [
+        "tail",
+        "--checkpoint-dir",
+        "ck",
+        "--checkpoint-interval",
+        "50ms",
+        "--rotate-wait",
+        "200ms",
+        "app.log",
+    ];
+    append(&log, "a", 0..100);
+    let mut tc = Tailcar::start(d, &args);
+    tc.wait_lines(100, T);
+    assert!(wait_until(T, || checkpoint_offset(&d.join("ck"), &log)
+        == Some(file_len(&log))));
+    tc.stop();
+    let first = tc.stdout();
+
+    // logrotate twice, as `rotate 3` shifts: app.log -> .1, later .1 -> .2 and app.log -> .1.
+    append(&log, "a", 100..150);
+    fs::rename(&log, d.join("app.log.1")).unwrap();
+    append(&log, "a", 150..200);
+    fs::rename(d.join("app.log.1"), d.join("app.log.2")).unwrap();
+    fs::rename(&log, d.join("app.log.1")).unwrap();
+    append(&log, "a", 200..250);
+
+    let mut tc = Tailcar::start(d, &args);
+    tc.wait_lines(150, T);
+    tc.stop();
+    let second = tc.stdout();
+    let mut all = first;
+    all.extend_from_slice(&second);
+    assert!(only(&all, "old").is_empty(), "{}", tc.stderr());
+    let dups = assert_all_arrived(&seq_counts(&all, "a"), 250);
+    assert_eq!(dups, 0, "{}", tc.stderr());
+    assert!(
+        tc.stderr()
+            .contains("found a file written and rotated away while tailcar was stopped"),
+        "{}",
+        tc.stderr()
+    );
+    // The checkpointed file, then the one in between, then the current one.
+    assert_eq!(seqs_in_order(&second, "a"), (100..250).collect::<Vec<_>>());
 }
 
 #[test]

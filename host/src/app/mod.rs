@@ -195,7 +195,11 @@ async fn run_topology(
         None => None,
     };
     let loaded = store.as_ref().map(|s| s.load()).unwrap_or_default();
-    let ledger = Ledger::new(loaded);
+    let written = store
+        .as_ref()
+        .and_then(|s| s.written_at())
+        .filter(|_| !loaded.is_empty());
+    let ledger = Ledger::loaded_at(loaded, written);
     // The writer first: the tailers' first registrations already wait for it.
     let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<Panicked>();
     let checkpointer = store

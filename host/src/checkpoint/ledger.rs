@@ -93,13 +93,24 @@ pub struct Ledger {
     /// The last version written to disk, and its waiters.
     persisted: Mutex<u64>,
     persisted_cv: std::sync::Condvar,
+    /// When the loaded checkpoint file was written (`None`: no file, nothing loaded).
+    loaded_at: Option<std::time::SystemTime>,
 }
 
 impl Ledger {
     /// A ledger holding the entries loaded from a checkpoint file, all released (unclaimed) until
     /// a tailer finds their file again.
     pub fn new(loaded: Vec<Entry>) -> Arc<Self> {
-        let ledger = Ledger::default();
+        Self::loaded_at(loaded, None)
+    }
+
+    /// [`Ledger::new`], remembering when the checkpoint file was written (see
+    /// [`Ledger::checkpoint_time`]).
+    pub fn loaded_at(loaded: Vec<Entry>, written: Option<std::time::SystemTime>) -> Arc<Self> {
+        let ledger = Ledger {
+            loaded_at: written,
+            ..Ledger::default()
+        };
         {
             let mut st = ledger.lock();
             for e in loaded {
@@ -121,6 +132,12 @@ impl Ledger {
             }
         }
         Arc::new(ledger)
+    }
+
+    /// When the checkpoint this run started from was written: a file written after it that no
+    /// entry names was never seen (created and rotated away while tailcar was stopped).
+    pub fn checkpoint_time(&self) -> Option<std::time::SystemTime> {
+        self.loaded_at
     }
 
     /// Attaches the checkpoint writer: identity changes wake it through `kick`.

@@ -68,6 +68,12 @@ impl CheckpointStore {
         self.dir.join(FILE_NAME)
     }
 
+    /// When the checkpoint file was last written: anything written to a watched file after it
+    /// may not be shipped yet.
+    pub fn written_at(&self) -> Option<std::time::SystemTime> {
+        fs::metadata(self.path()).and_then(|m| m.modified()).ok()
+    }
+
     /// The stored entries. A missing file is an empty store; a corrupt one is logged with its
     /// path, renamed to `checkpoints.json.corrupt-<unix seconds>`, and treated as empty.
     pub fn load(&self) -> Vec<Entry> {

@@ -193,10 +193,90 @@ pub fn find_in_dir(
     copies.into_iter().next().map(|(_, p, f)| (p, f))
 }
 
+/// Endings of compressed rotations: their bytes are not lines (and were read before they were
+/// compressed).
+const COMPRESSED: [&str; 6] = [".gz", ".zst", ".bz2", ".xz", ".lz4", ".zip"];
+
+/// Rotated siblings of `path` modified at or after `since`: in each of its [`homes`], the
+/// regular files named like it plus a `.` or `-` suffix (`app.log.1`, `app.log-20250101`,
+/// `0.log.20250101-120000` beside a symlink's target), not compressed, oldest first.
+pub fn rotated_since(path: &Path, since: std::time::SystemTime) -> Vec<(PathBuf, DevIno)> {
+    let real = std::fs::canonicalize(path).ok();
+    let mut names: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for p in std::iter::once(path).chain(real.as_deref()) {
+        use std::os::unix::ffi::OsStrExt;
+        if let (Some(dir), Some(name)) = (p.parent(), p.file_name()) {
+            let pair = (dir.to_path_buf(), name.as_bytes().to_vec());
+            if !names.contains(&pair) {
+                names.push(pair);
+            }
+        }
+    }
+    let mut found: Vec<(std::time::SystemTime, PathBuf, DevIno)> = Vec::new();
+    for (dir, name) in names {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            use std::os::unix::ffi::OsStrExt;
+            let file_name = entry.file_name();
+            let bytes = file_name.as_bytes();
+            let sibling = bytes.len() > name.len() + 1
+                && bytes.starts_with(&name)
+                && matches!(bytes[name.len()], b'.' | b'-')
+                && !COMPRESSED.iter().any(|c| bytes.ends_with(c.as_bytes()));
+            if !sibling {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let Ok(modified) = meta.modified() else {
+                continue;
+            };
+            let di = DevIno::of(&meta);
+            if meta.is_file() && modified >= since && !found.iter().any(|f| f.2 == di) {
+                found.push((modified, entry.path(), di));
+            }
+        }
+    }
+    found.sort_by_key(|f| f.0);
+    found.into_iter().map(|(_, p, di)| (p, di)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn rotated_siblings_since_a_time_skip_older_compressed_and_other_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n);
+        std::fs::write(p("app.log.3"), "old\n").unwrap();
+        let old = std::fs::File::options()
+            .write(true)
+            .open(p("app.log.3"))
+            .unwrap();
+        old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000))
+            .unwrap();
+        let since = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for n in [
+            "app.log",
+            "app.log.1",
+            "app.log-2",
+            "app.log.2.gz",
+            "app.logger",
+            "other.log.1",
+        ] {
+            std::fs::write(p(n), "x\n").unwrap();
+        }
+        let found: Vec<String> = rotated_since(&p("app.log"), since)
+            .into_iter()
+            .map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let mut sorted = found.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["app.log-2", "app.log.1"], "{found:?}");
+    }
 
     #[test]
     fn fingerprint_covers_short_files_and_grows() {

@@ -484,6 +484,7 @@ impl FileSource {
             };
             recovered.push(tf);
         }
+        self.recover_unseen(&mut recovered);
         // Their lines were written before those of the files the first scan found: read them
         // first (in checkpoint order), so lines stay in order across the restart.
         let n = recovered.len() as u64;
@@ -496,6 +497,54 @@ impl FileSource {
         }
         self.files.extend(recovered);
         self.files.sort_by_key(|f| f.order);
+    }
+
+    /// Files rotated while tailcar was down that no checkpoint names: rotated twice (logrotate
+    /// shifting `app.log.1` to `app.log.2`), the file in between was created and rotated away
+    /// unseen. Any rotated sibling of a stream's file (see [`identity::rotated_since`]) written
+    /// since the checkpoint was and not tailed yet is read after the checkpointed files, oldest
+    /// first: from its checkpoint if an entry knows it, else from its start. Duplicates are possible (a copy of a shipped file made
+    /// after the checkpoint, by hand), losses are not.
+    fn recover_unseen(&mut self, recovered: &mut Vec<TailedFile>) {
+        let Some(since) = self.ledger.checkpoint_time() else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = self
+            .ledger
+            .released(&self.settings.stream)
+            .into_iter()
+            .map(|(_, _, path, _)| path)
+            .chain(self.files.iter().map(|f| f.source.path.clone()))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let mut unseen: Vec<PathBuf> = Vec::new();
+        for path in &paths {
+            for (sibling, di) in identity::rotated_since(path, since) {
+                // An inode an entry knows is claimed by `open` at its checkpoint if its bytes
+                // are the ones read; else it is a new file and read whole.
+                let open = self
+                    .files
+                    .iter()
+                    .chain(recovered.iter())
+                    .any(|f| f.dev_ino == di);
+                if !open
+                    && !self.settings.paths.matches_path(&sibling)
+                    && !unseen.contains(&sibling)
+                {
+                    unseen.push(sibling);
+                }
+            }
+        }
+        for path in unseen {
+            if self.open(&path, false) {
+                let mut f = self.files.pop().expect("just opened");
+                f.state = FileState::Rotated { deleted: false };
+                tracing::info!(stream = %self.settings.stream, path = %path.display(),
+                    "found a file written and rotated away while tailcar was stopped; reading it");
+                recovered.push(f);
+            }
+        }
     }
 
     /// Forgets checkpoint entries whose file is gone.
