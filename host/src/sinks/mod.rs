@@ -18,6 +18,9 @@ pub mod syslog;
 pub mod tcp;
 pub mod util;
 
+#[cfg(test)]
+mod golden;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -131,13 +131,18 @@ impl ElasticsearchConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        let encoder = Arc::new(BulkEncoder {
-            index: Template::parse(&self.index),
-            config: self.clone(),
-        });
+        let encoder = Arc::new(self.encoder());
         let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
         delivery::start(name, transport, self.options(), input, exit, ctx)?;
         Ok(())
+    }
+
+    /// The request body's encoder.
+    pub(crate) fn encoder(&self) -> impl Encoder + use<> {
+        BulkEncoder {
+            index: Template::parse(&self.index),
+            config: self.clone(),
+        }
     }
 }
 

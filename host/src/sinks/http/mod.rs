@@ -70,12 +70,17 @@ impl HttpSinkConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        let encoder = Arc::new(HttpEncoder {
-            format: self.format,
-        });
+        let encoder = Arc::new(self.encoder());
         let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
         delivery::start(name, transport, self.options(), input, exit, ctx)?;
         Ok(())
+    }
+
+    /// The request body's encoder.
+    pub(crate) fn encoder(&self) -> impl Encoder + use<> {
+        HttpEncoder {
+            format: self.format,
+        }
     }
 }
 

@@ -87,7 +87,15 @@ impl LokiConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        let encoder = Arc::new(PushEncoder {
+        let encoder = Arc::new(self.encoder(ctx.stats(&name)));
+        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
+        delivery::start(name, transport, self.options(), input, exit, ctx)?;
+        Ok(())
+    }
+
+    /// The request body's encoder; label sets past `max_label_sets` are counted in `stats`.
+    pub(crate) fn encoder(&self, stats: Arc<crate::stats::SinkStats>) -> impl Encoder + use<> {
+        PushEncoder {
             labels: self
                 .labels
                 .iter()
@@ -96,11 +104,8 @@ impl LokiConfig {
             encoding: self.encoding,
             max_label_sets: self.max_label_sets,
             seen: Mutex::default(),
-            stats: ctx.stats(&name),
-        });
-        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
-        delivery::start(name, transport, self.options(), input, exit, ctx)?;
-        Ok(())
+            stats,
+        }
     }
 }
 

@@ -131,7 +131,19 @@ impl OtlpConfig {
         } else {
             Vec::new()
         };
-        let encoder = Arc::new(LogsEncoder {
+        let encoder = Arc::new(self.encoder(k8s_env, ctx.stats(&name)));
+        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
+        delivery::start(name, transport, self.options(), input, exit, ctx)?;
+        Ok(())
+    }
+
+    /// The request body's encoder, with the Downward API values `k8s_env` (read at start).
+    pub(crate) fn encoder(
+        &self,
+        k8s_env: Vec<Option<String>>,
+        stats: Arc<crate::stats::SinkStats>,
+    ) -> impl Encoder + use<> {
+        LogsEncoder {
             encoding: self.encoding,
             resource: self
                 .resource
@@ -142,11 +154,8 @@ impl OtlpConfig {
             k8s_env,
             severity_field: self.severity_field.clone(),
             body_field: self.body_field.clone(),
-            stats: ctx.stats(&name),
-        });
-        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
-        delivery::start(name, transport, self.options(), input, exit, ctx)?;
-        Ok(())
+            stats,
+        }
     }
 }
 

@@ -143,6 +143,16 @@ impl SyslogConfig {
                 Wire::Stream(StreamWriter::new(Arc::clone(&name), connector))
             }
         };
+        let transport = SyslogTransport {
+            wire,
+            formatter: self.formatter(),
+            stats: ctx.stats(&name),
+        };
+        delivery::start(name, transport, self.options(), input, exit, ctx)
+    }
+
+    /// How records become framed messages.
+    fn formatter(&self) -> Formatter {
         let hostname = self.hostname.clone().unwrap_or_else(|| {
             let host = rustix::system::uname()
                 .nodename()
@@ -150,25 +160,29 @@ impl SyslogConfig {
                 .into_owned();
             Template::parse(&host.replace(['{', '}'], ""))
         });
-        let transport = SyslogTransport {
-            wire,
-            formatter: Formatter {
-                format: self.format,
-                framing: match self.protocol {
-                    Protocol::Udp => None,
-                    _ => Some(self.framing),
-                },
-                facility: self.facility.clone(),
-                severity: self.severity.clone(),
-                hostname,
-                app_name: self.app_name.clone(),
-                proc_id: self.proc_id.clone(),
-                msg_id: self.msg_id.clone(),
-                max: self.max_message_size as usize,
+        Formatter {
+            format: self.format,
+            framing: match self.protocol {
+                Protocol::Udp => None,
+                _ => Some(self.framing),
             },
-            stats: ctx.stats(&name),
-        };
-        delivery::start(name, transport, self.options(), input, exit, ctx)
+            facility: self.facility.clone(),
+            severity: self.severity.clone(),
+            hostname,
+            app_name: self.app_name.clone(),
+            proc_id: self.proc_id.clone(),
+            msg_id: self.msg_id.clone(),
+            max: self.max_message_size as usize,
+        }
+    }
+
+    /// Every record of `batch` as the messages this sink sends, back to back.
+    #[cfg(test)]
+    pub(crate) fn write_all(&self, batch: &Batch, out: &mut Vec<u8>) {
+        let f = self.formatter();
+        for i in 0..batch.len() {
+            f.write(batch, i, out);
+        }
     }
 }
 
