@@ -73,22 +73,28 @@ pub enum DocumentId {
     None,
 }
 
-/// The stable `_id` of record `i` of `b`: its file's life, its stream, its end offset, and its
-/// rank among records of the batch that share that offset (a plugin may split one line into
-/// several records). `None` when the file's filesystem keeps no birth time.
-fn stable_id(b: &crate::event::Batch, i: usize, stream_hash: u64) -> Option<String> {
-    let life = b.source.file_id?;
+/// Writes `,"_id":"…"`, the stable id of record `i` of `b`: its file's life, its stream, its
+/// end offset, and its rank among records of the batch that share that offset (a plugin may
+/// split one line into several records). Nothing when the file's filesystem keeps no birth time.
+fn write_stable_id(out: &mut Vec<u8>, b: &crate::event::Batch, i: usize, stream_hash: u64) {
+    use std::io::Write as _;
+    let Some(life) = b.source.file_id else {
+        return;
+    };
     let offset = b.records[i].offset;
     let rank = b.records[..i]
         .iter()
         .rev()
         .take_while(|r| r.offset == offset)
         .count();
-    Some(if rank == 0 {
-        format!("{life:016x}{:08x}-{offset:x}", stream_hash as u32)
+    let h = stream_hash as u32;
+    // Hex digits and dashes: nothing to escape.
+    if rank == 0 {
+        write!(out, ",\"_id\":\"{life:016x}{h:08x}-{offset:x}\"")
     } else {
-        format!("{life:016x}{:08x}-{offset:x}-{rank}", stream_hash as u32)
-    })
+        write!(out, ",\"_id\":\"{life:016x}{h:08x}-{offset:x}-{rank}\"")
+    }
+    .expect("writing to a Vec");
 }
 
 fn default_index() -> String {
@@ -152,71 +158,148 @@ struct BulkEncoder {
     index: Template,
 }
 
+/// A value of the source document's own keys (time, message, stream, file).
+enum Own<'a> {
+    Text(&'a str),
+    Time(jiff::Timestamp),
+}
+
+impl BulkEncoder {
+    /// Record `i`'s source document: the time (if included), the message, the stream and the
+    /// file, then the record's fields. A field named like one of those four replaces its value
+    /// in its place (as inserting into one ordered map would).
+    fn write_source(
+        &self,
+        out: &mut Vec<u8>,
+        b: &crate::event::Batch,
+        i: usize,
+        time: jiff::Timestamp,
+        stream: &str,
+        file: &str,
+    ) {
+        let c = &self.config;
+        let fields = b.fields(i);
+        let message = String::from_utf8_lossy(b.line(&b.records[i]));
+        let own: [(Option<&str>, Own); 4] = [
+            (
+                c.include_timestamp.then_some(c.timestamp_field.as_str()),
+                Own::Time(time),
+            ),
+            (Some(c.message_field.as_str()), Own::Text(&message)),
+            (Some("stream"), Own::Text(stream)),
+            (Some("file"), Own::Text(file)),
+        ];
+        let is_own = |k: &str| own.iter().any(|(o, _)| *o == Some(k));
+        out.push(b'{');
+        let mut first = true;
+        for (j, (key, _)) in own.iter().enumerate() {
+            let Some(key) = *key else { continue };
+            if own[..j].iter().any(|(o, _)| *o == Some(key)) {
+                continue; // written at its first place, with its last value
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_str(out, key);
+            out.push(b':');
+            match fields.and_then(|f| f.get(key)) {
+                Some(v) => serde_json::to_writer(&mut *out, v).expect("writing to a Vec"),
+                None => {
+                    let last = own.iter().rev().find(|(o, _)| *o == Some(key));
+                    match last.map(|(_, v)| v) {
+                        Some(Own::Text(t)) => write_str(out, t),
+                        // A timestamp's text needs no escaping.
+                        Some(Own::Time(t)) => {
+                            use std::io::Write as _;
+                            write!(out, "\"{t}\"").expect("writing to a Vec")
+                        }
+                        None => unreachable!("the key is one of `own`"),
+                    }
+                }
+            }
+        }
+        if let Some(f) = fields {
+            for (k, v) in f {
+                if is_own(k) {
+                    continue;
+                }
+                out.push(b',');
+                write_str(out, k);
+                out.push(b':');
+                serde_json::to_writer(&mut *out, v).expect("writing to a Vec");
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// `s` as a JSON string.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing to a Vec");
+}
+
 impl Encoder for BulkEncoder {
     fn content_type(&self) -> &'static str {
         "application/x-ndjson"
     }
 
+    /// Writes each document's action and source lines straight into `out`: no map per document,
+    /// no copy of a key or value; the index is formatted once per distinct time when it is
+    /// dated, and the action line's constant parts are escaped once per request.
     fn encode(&self, request: &Request, out: &mut Vec<u8>) {
         let c = &self.config;
         let plain = self.index.as_text().is_some();
         let dated = c.index.contains('%');
+        let mut pipeline = Vec::new();
+        if let Some(p) = &c.pipeline {
+            pipeline.extend_from_slice(b",\"pipeline\":");
+            write_str(&mut pipeline, p);
+        }
+        let mut plain_index = Vec::new();
+        write_str(&mut plain_index, &c.index);
+        // The last dated index and the time it was formatted for (records share times).
+        let mut last_dated: Option<(jiff::Timestamp, Vec<u8>)> = None;
         for part in &request.parts {
             let b = &part.batch;
             let file = b.source.path.to_string_lossy();
-            let stream_hash = xxhash_rust::xxh3::xxh3_64(b.source.stream.as_bytes());
+            let stream: &str = &b.source.stream;
+            let stream_hash = xxhash_rust::xxh3::xxh3_64(stream.as_bytes());
             for i in part.range.clone() {
                 let time = b.event_time(i);
                 let fields = b.fields(i);
-                let mut meta = serde_json::Map::new();
-                let index = match (plain, dated) {
-                    (true, false) => c.index.clone(),
-                    (true, true) => strftime(&c.index, time),
+                out.extend_from_slice(b"{\"index\":{\"_index\":");
+                match (plain, dated) {
+                    (true, false) => out.extend_from_slice(&plain_index),
+                    (true, true) => {
+                        if last_dated.as_ref().is_none_or(|(t, _)| *t != time) {
+                            let mut v = Vec::new();
+                            write_str(&mut v, &strftime(&c.index, time));
+                            last_dated = Some((time, v));
+                        }
+                        out.extend_from_slice(&last_dated.as_ref().expect("just set").1);
+                    }
                     (false, _) => {
                         let filled = self.index.render(b, i);
                         if filled.contains('%') {
-                            strftime(&filled, time)
+                            write_str(out, &strftime(&filled, time));
                         } else {
-                            filled
+                            write_str(out, &filled);
                         }
                     }
-                };
-                meta.insert("_index".into(), index.into());
+                }
                 if let Some(id) = c.id_field.as_ref().and_then(|k| fields?.get(k)) {
-                    let id = match id {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    meta.insert("_id".into(), id.into());
-                } else if c.id == DocumentId::FileOffset
-                    && let Some(id) = stable_id(b, i, stream_hash)
-                {
-                    meta.insert("_id".into(), id.into());
-                }
-                if let Some(p) = &c.pipeline {
-                    meta.insert("pipeline".into(), p.clone().into());
-                }
-                serde_json::to_writer(&mut *out, &serde_json::json!({ "index": meta }))
-                    .expect("writing to a Vec");
-                out.push(b'\n');
-                let mut doc = serde_json::Map::new();
-                if c.include_timestamp {
-                    doc.insert(c.timestamp_field.clone(), time.to_string().into());
-                }
-                doc.insert(
-                    c.message_field.clone(),
-                    String::from_utf8_lossy(b.line(&b.records[i]))
-                        .into_owned()
-                        .into(),
-                );
-                doc.insert("stream".into(), b.source.stream.to_string().into());
-                doc.insert("file".into(), file.to_string().into());
-                if let Some(f) = fields {
-                    for (k, v) in f {
-                        doc.insert(k.clone(), v.clone());
+                    out.extend_from_slice(b",\"_id\":");
+                    match id {
+                        serde_json::Value::String(s) => write_str(out, s),
+                        other => write_str(out, &other.to_string()),
                     }
+                } else if c.id == DocumentId::FileOffset {
+                    write_stable_id(out, b, i, stream_hash);
                 }
-                serde_json::to_writer(&mut *out, &doc).expect("writing to a Vec");
+                out.extend_from_slice(&pipeline);
+                out.extend_from_slice(b"}}\n");
+                self.write_source(out, b, i, time, stream, &file);
                 out.push(b'\n');
             }
         }
@@ -243,6 +326,15 @@ pub fn classify_bulk(body: &[u8]) -> Outcome {
     struct Item {
         status: u16,
         error: Option<serde_json::Value>,
+    }
+    /// The answer without its items, which are only read when some failed (there is one per
+    /// document: building a map for each of a clean answer's items is wasted work).
+    #[derive(Deserialize)]
+    struct Summary {
+        errors: bool,
+    }
+    if let Ok(Summary { errors: false }) = serde_json::from_slice::<Summary>(body) {
+        return Outcome::Delivered;
     }
     let Ok(bulk) = serde_json::from_slice::<Bulk>(body) else {
         return Outcome::Retry {
