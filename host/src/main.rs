@@ -15,6 +15,12 @@ use tailcar::sinks::util::encode::Format;
 use tailcar::sources::file::StartAt;
 use tailcar::sources::file::watcher::WatchMode;
 
+/// jemalloc, not glibc's malloc: a batch's lines and fields are allocated on its stream's thread
+/// and freed on its sinks' threads, which glibc serialises on arena locks (measured with
+/// `bench/parsed.sh`: see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 // Exit codes (the README's table). 1: a sink failed for good (stdout closed) or start-up
 // failed (the admin address taken).
 /// Configuration and usage errors, refused before anything starts (EX_USAGE).

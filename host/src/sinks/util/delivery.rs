@@ -70,7 +70,7 @@ impl HttpTransport {
         encoder: Arc<dyn Encoder>,
     ) -> anyhow::Result<Self> {
         Ok(HttpTransport {
-            client: super::http::client(tls)?,
+            client: super::http::client(tls, &settings.url)?,
             settings,
             encoder,
         })

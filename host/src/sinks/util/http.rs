@@ -195,9 +195,18 @@ pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// Builds the client: TLS as [`tls_client_config`], HTTP/1.1.
-pub fn client(tls: &TlsConfig) -> Result<HttpClient> {
-    let config = tls_client_config(tls)?;
+/// Builds the client for `url`: TLS as [`tls_client_config`], HTTP/1.1. A plain `http://` URL
+/// never shakes hands, so its client skips loading and parsing the system's CA bundle.
+pub fn client(tls: &TlsConfig, url: &http::Uri) -> Result<HttpClient> {
+    let config = if url.scheme() != Some(&http::uri::Scheme::HTTP) {
+        tls_client_config(tls)?
+    } else {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()

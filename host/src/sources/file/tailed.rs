@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -168,18 +168,21 @@ impl TailedFile {
         counts: &mut ReadCounts,
     ) -> io::Result<Option<Batch>> {
         let len = self.buf.len();
-        self.buf.resize(len + chunk, 0);
+        // Read into the spare capacity: zero-filling 128 KiB before every read cost a tenth of
+        // a raw tail. It reads at most the spare capacity (`chunk`, or more once a long line
+        // grew the buffer).
+        self.buf.reserve(chunk);
         let n = loop {
-            match self.file.read_at(&mut self.buf[len..], self.pos) {
+            match rustix::io::pread(
+                &self.file,
+                rustix::buffer::spare_capacity(&mut self.buf),
+                self.pos,
+            ) {
                 Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         };
-        self.buf.truncate(len + n);
         if n == 0 {
             self.at_eof = true;
             // An idle file holds no read buffer: only its partial line, if any (2,000 quiet
