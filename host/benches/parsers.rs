@@ -36,8 +36,8 @@ fn access_fields() -> Vec<(Vec<u8>, serde_json::Map<String, serde_json::Value>)>
     );
     lines
         .iter()
-        .zip(batch.fields)
-        .map(|(l, f)| (l.to_vec(), f))
+        .enumerate()
+        .map(|(i, l)| (l.to_vec(), batch.fields.to_map(i)))
         .collect()
 }
 

@@ -10,9 +10,14 @@
 //! shares, and so is stored once per batch: the stream name and source path ([`Source`]) and the
 //! time the bytes were read ([`Batch::read_at`]).
 //!
-//! Parsers fill typed [`Fields`] per record; a batch without any parser has none (no
-//! allocation). When present, `fields[i]` belongs to `records[i]`; [`Batch::retain`] keeps the
-//! two aligned when filters drop records.
+//! Parsers fill typed fields per record into the batch's [`FieldStore`] (columns, not a map per
+//! record; see [`fields`]); a batch without any parser has none (no allocation). When present,
+//! the store covers every record; [`Batch::retain`] keeps the two aligned when filters drop
+//! records.
+
+pub mod fields;
+
+pub use fields::{FieldStore, Value};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,8 +58,9 @@ pub const FLAG_UNTERMINATED: u8 = 2;
 /// Several physical lines joined by the multiline start pattern.
 pub const FLAG_MULTILINE: u8 = 4;
 
-/// Structured fields of one record: names to typed values (string, integer, float, bool, and
-/// nested objects or arrays), in the order they were set.
+/// Structured fields as a map: names to typed values (string, integer, float, bool, and nested
+/// objects or arrays), in the order they were set. What configuration (`fields:`, `enrich`)
+/// holds; records keep theirs in the batch's [`FieldStore`].
 pub type Fields = serde_json::Map<String, serde_json::Value>;
 
 /// A group of records from one file, in file order.
@@ -66,8 +72,8 @@ pub struct Batch {
     /// The records' bytes, packed; records index into it.
     pub data: Vec<u8>,
     pub records: Vec<Record>,
-    /// Empty, or one entry per record (see [`Batch::fields_mut`]).
-    pub fields: Vec<Fields>,
+    /// The records' fields: covering no record, or every one (see [`Batch::fields_mut`]).
+    pub fields: FieldStore,
     /// Empty, or one event time per record, set by a parser's `time_key` (see
     /// [`Batch::event_time`]).
     pub times: Vec<Option<jiff::Timestamp>>,
@@ -83,7 +89,7 @@ impl Batch {
             read_at,
             data: Vec::new(),
             records: Vec::new(),
-            fields: Vec::new(),
+            fields: FieldStore::new(),
             times: Vec::new(),
             routes: Vec::new(),
         }
@@ -128,11 +134,9 @@ impl Batch {
         self.records.last().map(|r| r.offset)
     }
 
-    /// The records' fields, one (possibly empty) map per record, creating them if needed.
-    pub fn fields_mut(&mut self) -> &mut Vec<Fields> {
-        if self.fields.len() != self.records.len() {
-            self.fields.resize_with(self.records.len(), Fields::new);
-        }
+    /// The records' fields, covering every record.
+    pub fn fields_mut(&mut self) -> &mut FieldStore {
+        self.fields.cover(self.records.len());
         &mut self.fields
     }
 
@@ -154,9 +158,9 @@ impl Batch {
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
     }
 
-    /// The fields of record `i`, if any were set.
-    pub fn fields(&self, i: usize) -> Option<&Fields> {
-        self.fields.get(i).filter(|f| !f.is_empty())
+    /// Whether record `i` has any field.
+    pub fn has_fields(&self, i: usize) -> bool {
+        !self.fields.is_empty_at(i)
     }
 
     /// Keeps the records for which `keep(index)` is true (and their fields). The dropped
@@ -168,13 +172,7 @@ impl Batch {
             i += 1;
             flags[i - 1]
         });
-        if !self.fields.is_empty() {
-            let mut i = 0;
-            self.fields.retain(|_| {
-                i += 1;
-                flags[i - 1]
-            });
-        }
+        self.fields.retain(&flags);
         if !self.times.is_empty() {
             let mut i = 0;
             self.times.retain(|_| {
@@ -196,12 +194,12 @@ impl Batch {
     /// or one request's share of a batch.
     pub fn subset(&self, keep: impl Fn(usize) -> bool) -> Batch {
         let mut out = Batch::new(Arc::clone(&self.source), self.read_at);
+        let fields = self.fields.records() > 0;
         for i in (0..self.records.len()).filter(|&i| keep(i)) {
             let r = self.records[i];
             out.push_line(self.line(&r), r.offset, r.flags);
-            if let Some(f) = self.fields(i) {
-                let n = out.len();
-                out.fields_mut()[n - 1] = f.clone();
+            if fields {
+                out.fields.push_from(&self.fields, i);
             }
             if let Some(Some(t)) = self.times.get(i) {
                 let n = out.len();
@@ -251,14 +249,17 @@ mod tests {
         for (i, l) in ["a", "b", "c", "d"].iter().enumerate() {
             b.push_line(l.as_bytes(), i as u64 + 1, 0);
         }
-        assert!(b.fields(0).is_none());
-        for (i, f) in b.fields_mut().iter_mut().enumerate() {
-            f.insert("n".into(), i.into());
+        assert!(!b.has_fields(0));
+        for i in 0..4 {
+            b.fields_mut().writer(i).int("n", i as i64);
         }
         b.retain(|i| i % 2 == 1);
         let lines: Vec<&[u8]> = b.records.iter().map(|r| b.line(r)).collect();
         assert_eq!(lines, vec![b"b".as_slice(), b"d".as_slice()]);
-        assert_eq!(b.fields(1).unwrap()["n"], 3);
-        assert_eq!(b.fields.len(), 2);
+        assert_eq!(b.fields.get(1, "n"), Some(Value::Int(3)));
+        assert_eq!(b.fields.records(), 2);
+        let s = b.subset(|i| i == 1);
+        assert_eq!(s.fields.get(0, "n"), Some(Value::Int(3)));
+        assert_eq!(s.fields.records(), 1);
     }
 }

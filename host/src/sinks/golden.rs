@@ -74,7 +74,7 @@ fn batch() -> Batch {
         let serde_json::Value::Object(m) = f else {
             unreachable!()
         };
-        b.fields_mut()[i] = m;
+        b.fields_mut().set_map(i, &m);
     }
     let t = |s, n| Some(jiff::Timestamp::new(s, n).unwrap());
     let times = b.times_mut();

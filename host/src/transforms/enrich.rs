@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
-use crate::event::{Batch, Fields};
+use crate::event::{Batch, Fields, Value};
 use crate::stats::StreamStats;
 use crate::transforms::Transform;
 
@@ -181,16 +181,19 @@ impl Transform for Enrich {
                 k8s.insert(name.into(), serde_json::Value::Object(f.values.clone()));
             }
         }
-        let k8s = (!k8s.is_empty()).then_some(serde_json::Value::Object(k8s));
+        // Serialised once per batch, copied into each record as JSON text.
+        let k8s = (!k8s.is_empty()).then(|| serde_json::Value::Object(k8s).to_string());
         let file = self
             .file
-            .then(|| serde_json::Value::from(batch.source.path.to_string_lossy().into_owned()));
-        for f in batch.fields_mut() {
+            .then(|| batch.source.path.to_string_lossy().into_owned());
+        let fields = batch.fields_mut();
+        for r in 0..fields.records() {
+            let mut w = fields.writer(r);
             if let Some(k) = &k8s {
-                f.insert("kubernetes".into(), k.clone());
+                w.value("kubernetes", Value::Json(k));
             }
             if let Some(p) = &file {
-                f.insert("file".into(), p.clone());
+                w.text("file", p);
             }
         }
     }

@@ -12,9 +12,11 @@ pub struct AddFields {
 
 impl Transform for AddFields {
     fn process(&mut self, batch: &mut Batch, _stats: &StreamStats) {
-        for f in batch.fields_mut() {
+        let fields = batch.fields_mut();
+        for r in 0..fields.records() {
+            let mut w = fields.writer(r);
             for (k, v) in &self.fields {
-                f.insert(k.clone(), v.clone());
+                w.json(k, v);
             }
         }
     }

@@ -15,7 +15,7 @@ use indexmap::IndexMap;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
-use crate::event::{Batch, Fields};
+use crate::event::{Batch, FieldStore, Value};
 use crate::stats::StreamStats;
 use crate::transforms::Transform;
 
@@ -142,13 +142,13 @@ impl Filter {
 }
 
 /// Whether `re` matches the `key` of a record: its line, or a field as text.
-fn matches(re: &Regex, key: &str, line: &[u8], fields: Option<&Fields>) -> bool {
+fn matches(re: &Regex, key: &str, line: &[u8], fields: &FieldStore, record: usize) -> bool {
     if key == "line" {
         return re.is_match(line);
     }
-    match fields.and_then(|f| f.get(key)) {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::String(s)) => re.is_match(s.as_bytes()),
+    match fields.get(record, key) {
+        None | Some(Value::Null) => false,
+        Some(Value::Text(s)) => re.is_match(s.as_bytes()),
         Some(other) => re.is_match(other.to_string().as_bytes()),
     }
 }
@@ -160,9 +160,9 @@ impl Transform for Filter {
                 let keep: Vec<bool> = (0..batch.len())
                     .map(|i| {
                         let line = batch.line(&batch.records[i]);
-                        let fields = batch.fields(i);
-                        include.iter().all(|(k, re)| matches(re, k, line, fields))
-                            && !exclude.iter().any(|(k, re)| matches(re, k, line, fields))
+                        let f = &batch.fields;
+                        include.iter().all(|(k, re)| matches(re, k, line, f, i))
+                            && !exclude.iter().any(|(k, re)| matches(re, k, line, f, i))
                     })
                     .collect();
                 let dropped = keep.iter().filter(|k| !**k).count();
@@ -170,22 +170,28 @@ impl Transform for Filter {
                 StreamStats::add(&stats.filtered, dropped as u64);
             }
             Filter::DropFields(names) => {
-                for f in &mut batch.fields {
-                    for n in names.iter() {
-                        f.shift_remove(n);
-                    }
+                for r in 0..batch.fields.records() {
+                    batch
+                        .fields
+                        .remove_where(r, |k| names.iter().any(|n| n == k));
                 }
             }
             Filter::KeepFields(names) => {
-                for f in &mut batch.fields {
-                    f.retain(|k, _| names.contains(k));
+                for r in 0..batch.fields.records() {
+                    batch
+                        .fields
+                        .remove_where(r, |k| !names.iter().any(|n| n == k));
                 }
             }
             Filter::Rename(pairs) => {
-                for f in &mut batch.fields {
+                let fields = &mut batch.fields;
+                for r in 0..fields.records() {
                     for (from, to) in pairs.iter() {
-                        if let Some(v) = f.shift_remove(from) {
-                            f.insert(to.clone(), v);
+                        // As a map does: the field goes last under its new name (or takes the
+                        // place of a field already named so).
+                        if let Some(v) = fields.get(r, from).map(|v| v.to_json()) {
+                            fields.remove(r, from);
+                            fields.writer(r).json(to, &v);
                         }
                     }
                 }
@@ -230,8 +236,10 @@ mod tests {
         for (i, (l, _)) in lines.iter().enumerate() {
             b.push_line(l.as_bytes(), i as u64 + 1, 0);
         }
-        for (f, (_, v)) in b.fields_mut().iter_mut().zip(lines) {
-            *f = v.as_object().cloned().unwrap_or_default();
+        for (i, (_, v)) in lines.iter().enumerate() {
+            if let Some(m) = v.as_object() {
+                b.fields_mut().set_map(i, m);
+            }
         }
         b
     }
@@ -282,7 +290,11 @@ mod tests {
             vec!["GET /api"],
             "every include must match; numbers match as text"
         );
-        assert_eq!(b.fields(0).unwrap()["status"], 500, "fields stay aligned");
+        assert_eq!(
+            b.fields.get(0, "status"),
+            Some(Value::Int(500)),
+            "fields stay aligned"
+        );
         assert_eq!(stats.filtered.load(std::sync::atomic::Ordering::Relaxed), 4);
     }
 
@@ -292,13 +304,13 @@ mod tests {
         let mut b = batch(&[("x", serde_json::json!({"a": 1, "b": 2, "c": 3}))]);
         build("rename: { a: alpha, missing: nothing }").process(&mut b, &stats);
         assert_eq!(
-            serde_json::Value::Object(b.fields[0].clone()),
+            serde_json::Value::Object(b.fields.to_map(0)),
             serde_json::json!({"b": 2, "c": 3, "alpha": 1})
         );
         build("drop_fields: [b]").process(&mut b, &stats);
         build("keep_fields: [alpha, zzz]").process(&mut b, &stats);
         assert_eq!(
-            serde_json::Value::Object(b.fields[0].clone()),
+            serde_json::Value::Object(b.fields.to_map(0)),
             serde_json::json!({"alpha": 1})
         );
     }

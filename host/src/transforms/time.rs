@@ -9,7 +9,7 @@ use jiff::fmt::strtime::BrokenDownTime;
 use jiff::tz::{Offset, TimeZone};
 use serde::Deserialize;
 
-use crate::event::Fields;
+use crate::event::{FieldStore, Value};
 
 /// The time options a parser accepts (written inside the parser's map).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -109,10 +109,10 @@ impl TimeFrom {
         &self.key
     }
 
-    /// The event time in `fields`; `Err` says why there is none.
-    pub fn extract(&self, fields: &Fields) -> Result<Timestamp, String> {
+    /// The event time in the fields of `record`; `Err` says why there is none.
+    pub fn extract(&self, fields: &FieldStore, record: usize) -> Result<Timestamp, String> {
         let value = fields
-            .get(&self.key)
+            .get(record, &self.key)
             .ok_or_else(|| format!("no field `{}`", self.key))?;
         match (&self.format, value) {
             (Format::Unix, v) => {
@@ -129,10 +129,8 @@ impl TimeFrom {
                     .ok_or("not a number")?;
                 Timestamp::from_millisecond(ms).map_err(|e| e.to_string())
             }
-            (Format::Rfc3339, serde_json::Value::String(s)) => {
-                s.parse::<Timestamp>().map_err(|e| e.to_string())
-            }
-            (Format::Strptime(f), serde_json::Value::String(s)) => {
+            (Format::Rfc3339, Value::Text(s)) => s.parse::<Timestamp>().map_err(|e| e.to_string()),
+            (Format::Strptime(f), Value::Text(s)) => {
                 let bdt = BrokenDownTime::parse(f, s).map_err(|e| e.to_string())?;
                 if bdt.offset().is_some() {
                     bdt.to_timestamp().map_err(|e| e.to_string())
@@ -165,35 +163,48 @@ mod tests {
         .unwrap()
     }
 
-    fn fields(v: serde_json::Value) -> Fields {
-        v.as_object().unwrap().clone()
+    fn fields(v: serde_json::Value) -> FieldStore {
+        let mut s = FieldStore::new();
+        s.set_map(0, v.as_object().unwrap());
+        s
+    }
+
+    /// The time of the only record.
+    trait One {
+        fn ex(&self, f: &FieldStore) -> Result<Timestamp, String>;
+    }
+
+    impl One for TimeFrom {
+        fn ex(&self, f: &FieldStore) -> Result<Timestamp, String> {
+            self.extract(f, 0)
+        }
     }
 
     #[test]
     fn reads_formats_offsets_and_zones() {
         let apache = from("time", Some("%d/%b/%Y:%H:%M:%S %z"), None);
         let t = apache
-            .extract(&fields(
+            .ex(&fields(
                 serde_json::json!({"time": "17/May/2015:10:05:03 +0200"}),
             ))
             .unwrap();
         assert_eq!(t.to_string(), "2015-05-17T08:05:03Z");
         let local = from("t", Some("%Y-%m-%d %H:%M:%S%.f"), Some("Europe/Paris"));
         let t = local
-            .extract(&fields(serde_json::json!({"t": "2026-07-01 12:00:00.250"})))
+            .ex(&fields(serde_json::json!({"t": "2026-07-01 12:00:00.250"})))
             .unwrap();
         assert_eq!(t.to_string(), "2026-07-01T10:00:00.25Z", "CEST is UTC+2");
         let fixed = from("t", Some("%Y-%m-%d %H:%M:%S"), Some("-05:30"));
         assert_eq!(
             fixed
-                .extract(&fields(serde_json::json!({"t": "2026-01-01 00:00:00"})))
+                .ex(&fields(serde_json::json!({"t": "2026-01-01 00:00:00"})))
                 .unwrap()
                 .to_string(),
             "2026-01-01T05:30:00Z"
         );
         let rfc = from("ts", None, None);
         assert_eq!(
-            rfc.extract(&fields(
+            rfc.ex(&fields(
                 serde_json::json!({"ts": "2026-11-22T10:00:00+01:00"})
             ))
             .unwrap()
@@ -202,14 +213,14 @@ mod tests {
         );
         let unix = from("ts", Some("unix"), None);
         assert_eq!(
-            unix.extract(&fields(serde_json::json!({"ts": 1700000000.5})))
+            unix.ex(&fields(serde_json::json!({"ts": 1700000000.5})))
                 .unwrap()
                 .to_string(),
             "2023-11-14T22:13:20.5Z"
         );
         let ms = from("ts", Some("unix_ms"), None);
         assert_eq!(
-            ms.extract(&fields(serde_json::json!({"ts": "1700000000123"})))
+            ms.ex(&fields(serde_json::json!({"ts": "1700000000123"})))
                 .unwrap()
                 .to_string(),
             "2023-11-14T22:13:20.123Z"
@@ -219,14 +230,13 @@ mod tests {
     #[test]
     fn failures_say_why() {
         let t = from("time", Some("%Y-%m-%d"), None);
-        assert_eq!(t.extract(&Fields::new()).unwrap_err(), "no field `time`");
+        assert_eq!(t.ex(&FieldStore::new()).unwrap_err(), "no field `time`");
         assert!(
-            t.extract(&fields(serde_json::json!({"time": "yesterday"})))
+            t.ex(&fields(serde_json::json!({"time": "yesterday"})))
                 .is_err()
         );
         assert_eq!(
-            t.extract(&fields(serde_json::json!({"time": 5})))
-                .unwrap_err(),
+            t.ex(&fields(serde_json::json!({"time": 5}))).unwrap_err(),
             "field `time` is not a string"
         );
     }

@@ -178,7 +178,7 @@ impl BulkEncoder {
         file: &str,
     ) {
         let c = &self.config;
-        let fields = b.fields(i);
+        let fields = &b.fields;
         let message = String::from_utf8_lossy(b.line(&b.records[i]));
         let own: [(Option<&str>, Own); 4] = [
             (
@@ -203,8 +203,8 @@ impl BulkEncoder {
             first = false;
             write_str(out, key);
             out.push(b':');
-            match fields.and_then(|f| f.get(key)) {
-                Some(v) => serde_json::to_writer(&mut *out, v).expect("writing to a Vec"),
+            match fields.get(i, key) {
+                Some(v) => v.write_json(out),
                 None => {
                     let last = own.iter().rev().find(|(o, _)| *o == Some(key));
                     match last.map(|(_, v)| v) {
@@ -219,16 +219,14 @@ impl BulkEncoder {
                 }
             }
         }
-        if let Some(f) = fields {
-            for (k, v) in f {
-                if is_own(k) {
-                    continue;
-                }
-                out.push(b',');
-                write_str(out, k);
-                out.push(b':');
-                serde_json::to_writer(&mut *out, v).expect("writing to a Vec");
+        for (k, v) in fields.iter(i) {
+            if is_own(k) {
+                continue;
             }
+            out.push(b',');
+            write_str(out, k);
+            out.push(b':');
+            v.write_json(out);
         }
         out.push(b'}');
     }
@@ -267,7 +265,6 @@ impl Encoder for BulkEncoder {
             let stream_hash = xxhash_rust::xxh3::xxh3_64(stream.as_bytes());
             for i in part.range.clone() {
                 let time = b.event_time(i);
-                let fields = b.fields(i);
                 out.extend_from_slice(b"{\"index\":{\"_index\":");
                 match (plain, dated) {
                     (true, false) => out.extend_from_slice(&plain_index),
@@ -288,10 +285,10 @@ impl Encoder for BulkEncoder {
                         }
                     }
                 }
-                if let Some(id) = c.id_field.as_ref().and_then(|k| fields?.get(k)) {
+                if let Some(id) = c.id_field.as_ref().and_then(|k| b.fields.get(i, k)) {
                     out.extend_from_slice(b",\"_id\":");
                     match id {
-                        serde_json::Value::String(s) => write_str(out, s),
+                        crate::event::Value::Text(s) => write_str(out, s),
                         other => write_str(out, &other.to_string()),
                     }
                 } else if c.id == DocumentId::FileOffset {

@@ -187,10 +187,9 @@ impl LogsEncoder {
             }
         };
         if self.kubernetes {
-            let pod = batch
-                .fields(i)
-                .and_then(|f| f.get("kubernetes"))
-                .and_then(|k| k.as_object());
+            // Off the columnar path for now: the object is parsed from its JSON text.
+            let kubernetes = batch.fields.get(i, "kubernetes").map(|v| v.to_json());
+            let pod = kubernetes.as_ref().and_then(|k| k.as_object());
             for ((attr, field, _), env) in K8S.iter().zip(&self.k8s_env) {
                 let from_record = pod.and_then(|p| p.get(*field)).and_then(|v| v.as_str());
                 if let Some(v) = from_record.or(env.as_deref()) {
@@ -216,7 +215,9 @@ impl LogsEncoder {
 
     fn log_record(&self, batch: &Batch, i: usize) -> LogRecord {
         let record = &batch.records[i];
-        let fields = batch.fields(i);
+        // Off the columnar path for now: the record's fields as a map.
+        let map = batch.has_fields(i).then(|| batch.fields.to_map(i));
+        let fields = map.as_ref();
         let field = |name: &str| fields.and_then(|f| f.get(name));
         let mut rec = LogRecord {
             time_unix_nano: batch.times.get(i).copied().flatten().map_or(0, unix_nanos),
@@ -478,7 +479,7 @@ mod tests {
         }
         for (i, f) in fields.into_iter().enumerate() {
             if let serde_json::Value::Object(m) = f {
-                b.fields_mut()[i] = m;
+                b.fields_mut().set_map(i, &m);
             }
         }
         b

@@ -440,7 +440,7 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
         );
         b.push_line(line, 0, 0);
-        b.fields_mut()[0].insert("level".into(), level.into());
+        b.fields_mut().writer(0).text("level", level);
         b
     }
 

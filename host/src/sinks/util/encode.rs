@@ -2,12 +2,11 @@
 //! object per line). Raw is byte-faithful (invalid UTF-8 and NUL bytes are written as they are);
 //! JSON needs text, so invalid UTF-8 is replaced there with U+FFFD.
 
-use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Batch, FLAG_MULTILINE, FLAG_SPLIT, FLAG_UNTERMINATED};
+use crate::event::{Batch, FLAG_MULTILINE, FLAG_SPLIT, FLAG_UNTERMINATED, Value};
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -27,27 +26,6 @@ impl std::fmt::Display for Format {
             Format::Json => "json",
         })
     }
-}
-
-#[derive(Serialize)]
-struct JsonRecord<'a> {
-    timestamp: &'a str,
-    stream: &'a str,
-    file: &'a str,
-    offset: u64,
-    line: Cow<'a, str>,
-    #[serde(skip_serializing_if = "is_false")]
-    split: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    unterminated: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    multiline: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a crate::event::Fields>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 /// Writes every record of `batch` to `out` in `format`.
@@ -70,31 +48,42 @@ pub fn encode_range(
             }
         }
         Format::Json => {
-            let read_at = jiff::Timestamp::try_from(batch.read_at)
-                .map(|t| t.to_string())
-                .unwrap_or_default();
-            let file = batch.source.path.to_string_lossy();
-            for (i, r) in batch
-                .records
-                .iter()
-                .enumerate()
-                .skip(range.start)
-                .take(range.len())
-            {
-                let event_time = batch.times.get(i).copied().flatten().map(|t| t.to_string());
-                let rec = JsonRecord {
-                    timestamp: event_time.as_deref().unwrap_or(&read_at),
-                    stream: &batch.source.stream,
-                    file: &file,
-                    offset: r.offset,
-                    line: String::from_utf8_lossy(batch.line(r)),
-                    split: r.flags & FLAG_SPLIT != 0,
-                    unterminated: r.flags & FLAG_UNTERMINATED != 0,
-                    multiline: r.flags & FLAG_MULTILINE != 0,
-                    fields: batch.fields(i),
-                };
-                serde_json::to_writer(&mut *out, &rec)?;
-                out.write_all(b"\n")?;
+            let read_at = jiff::Timestamp::try_from(batch.read_at).ok();
+            // The constant middle of every object: stream and file, escaped once.
+            let mut source = Vec::new();
+            source.extend_from_slice(b"\",\"stream\":");
+            Value::Text(&batch.source.stream).write_json(&mut source);
+            source.extend_from_slice(b",\"file\":");
+            Value::Text(&batch.source.path.to_string_lossy()).write_json(&mut source);
+            source.extend_from_slice(b",\"offset\":");
+            let mut buf = Vec::with_capacity(1024);
+            for i in range {
+                let r = &batch.records[i];
+                buf.clear();
+                buf.extend_from_slice(b"{\"timestamp\":\"");
+                // A timestamp's text needs no escaping.
+                if let Some(t) = batch.times.get(i).copied().flatten().or(read_at) {
+                    write!(buf, "{t}")?;
+                }
+                buf.extend_from_slice(&source);
+                Value::Int(r.offset as i64).write_json(&mut buf);
+                buf.extend_from_slice(b",\"line\":");
+                Value::Text(&String::from_utf8_lossy(batch.line(r))).write_json(&mut buf);
+                for (flag, name) in [
+                    (FLAG_SPLIT, &b",\"split\":true"[..]),
+                    (FLAG_UNTERMINATED, b",\"unterminated\":true"),
+                    (FLAG_MULTILINE, b",\"multiline\":true"),
+                ] {
+                    if r.flags & flag != 0 {
+                        buf.extend_from_slice(name);
+                    }
+                }
+                if batch.has_fields(i) {
+                    buf.extend_from_slice(b",\"fields\":");
+                    batch.fields.write_json(i, &mut buf);
+                }
+                buf.extend_from_slice(b"}\n");
+                out.write_all(&buf)?;
             }
         }
     }
@@ -126,7 +115,7 @@ mod tests {
     #[test]
     fn json_carries_fields_when_a_parser_set_them() {
         let mut b = batch();
-        b.fields_mut()[1].insert("status".into(), 200.into());
+        b.fields_mut().writer(1).int("status", 200);
         let mut out = Vec::new();
         encode_batch(&b, Format::Json, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

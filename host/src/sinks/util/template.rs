@@ -74,27 +74,14 @@ impl Template {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Var(v) if v == "stream" => out.push_str(&batch.source.stream),
                 Piece::Var(v) if v == "file" => out.push_str(&batch.source.path.to_string_lossy()),
-                Piece::Var(v) => match batch.fields(i).and_then(|f| lookup(f, v)) {
-                    Some(serde_json::Value::String(s)) => out.push_str(s),
-                    Some(other) => out.push_str(&other.to_string()),
-                    None => {}
-                },
+                Piece::Var(v) => {
+                    if let Some(found) = batch.fields.lookup(i, v) {
+                        found.write_text(out);
+                    }
+                }
             }
         }
     }
-}
-
-/// Field `name` of `fields`, or the value at its dotted path.
-fn lookup<'a>(fields: &'a crate::event::Fields, name: &str) -> Option<&'a serde_json::Value> {
-    if let Some(v) = fields.get(name) {
-        return Some(v);
-    }
-    let mut parts = name.split('.');
-    let mut v = fields.get(parts.next()?)?;
-    for p in parts {
-        v = v.as_object()?.get(p)?;
-    }
-    Some(v)
 }
 
 impl<'de> serde::Deserialize<'de> for Template {
@@ -124,7 +111,7 @@ mod tests {
         }) else {
             unreachable!()
         };
-        b.fields_mut()[0] = f;
+        b.fields_mut().set_map(0, &f);
         let t =
             Template::parse("{stream}/{kubernetes.pod_name}/{n}/{a.b}/{kubernetes.none}{missing}!");
         assert_eq!(t.render(&b, 0), "web/web-1/3/flat/!");

@@ -15,7 +15,9 @@ use jiff::fmt::strtime::BrokenDownTime;
 use jiff::tz::TimeZone;
 use regex::bytes::Regex;
 
+#[cfg(test)]
 use crate::event::Fields;
+use crate::event::fields::FieldSink;
 
 static APACHE_ERROR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
@@ -90,19 +92,18 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn string(b: &[u8]) -> serde_json::Value {
-    String::from_utf8_lossy(b).into_owned().into()
-}
-
 /// Parses a combined or common access-log line; returns the event time.
-pub fn parse_access(line: &[u8], fields: &mut Fields) -> Result<Option<jiff::Timestamp>, String> {
+pub fn parse_access(
+    line: &[u8],
+    fields: &mut impl FieldSink,
+) -> Result<Option<jiff::Timestamp>, String> {
     tokenize_access(line, fields).ok_or_else(|| {
         fields.clear();
         "not an access-log line (combined or common format)".to_string()
     })
 }
 
-fn tokenize_access(line: &[u8], fields: &mut Fields) -> Option<Option<jiff::Timestamp>> {
+fn tokenize_access(line: &[u8], fields: &mut impl FieldSink) -> Option<Option<jiff::Timestamp>> {
     let line = line.trim_ascii_end();
     let mut c = Cursor { line, at: 0 };
     let remote_addr = c.token()?;
@@ -138,25 +139,25 @@ fn tokenize_access(line: &[u8], fields: &mut Fields) -> Option<Option<jiff::Time
     } else {
         (None, None)
     };
-    let time_text = String::from_utf8_lossy(time).into_owned();
-    fields.insert("remote_addr".into(), string(remote_addr));
-    fields.insert("remote_user".into(), string(remote_user));
-    fields.insert("time".into(), time_text.clone().into());
+    let time_text = String::from_utf8_lossy(time);
+    fields.text_lossy("remote_addr", remote_addr);
+    fields.text_lossy("remote_user", remote_user);
+    fields.text("time", &time_text);
     let mut parts = request.splitn(4, |&b| b == b' ');
     if let (Some(m), Some(p), Some(v), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     {
-        fields.insert("method".into(), string(m));
-        fields.insert("path".into(), string(p));
-        fields.insert("protocol".into(), string(v));
+        fields.text_lossy("method", m);
+        fields.text_lossy("path", p);
+        fields.text_lossy("protocol", v);
     }
-    fields.insert("request".into(), string(request));
+    fields.text_lossy("request", request);
     let status: i64 = std::str::from_utf8(status).ok()?.parse().ok()?;
-    fields.insert("status".into(), status.into());
-    fields.insert("bytes".into(), bytes.into());
+    fields.int("status", status);
+    fields.int("bytes", bytes);
     if let (Some(r), Some(a)) = (referrer, user_agent) {
-        fields.insert("referrer".into(), string(r));
-        fields.insert("user_agent".into(), string(a));
+        fields.text_lossy("referrer", r);
+        fields.text_lossy("user_agent", a);
     }
     Some(parse_access_time(&time_text))
 }
@@ -192,17 +193,17 @@ pub const APACHE_ERROR_FIELDS: &[&str] = &[
 /// Parses an Apache error-log line; its time (which has no offset) is read in `zone`.
 pub fn parse_apache_error(
     line: &[u8],
-    fields: &mut Fields,
+    fields: &mut impl FieldSink,
     zone: &TimeZone,
 ) -> Result<Option<jiff::Timestamp>, String> {
     let c = APACHE_ERROR
         .captures(line)
         .ok_or("not an Apache error-log line")?;
     let time = text(c.name("time").expect("required group"));
-    fields.insert("time".into(), time.clone().into());
+    fields.text("time", &time);
     for name in ["module", "level"] {
         if let Some(m) = c.name(name) {
-            fields.insert(name.into(), text(m).into());
+            fields.text_lossy(name, m.as_bytes());
         }
     }
     for name in ["pid", "tid"] {
@@ -210,12 +211,12 @@ pub fn parse_apache_error(
             .name(name)
             .and_then(|m| std::str::from_utf8(m.as_bytes()).ok()?.parse::<i64>().ok())
         {
-            fields.insert(name.into(), n.into());
+            fields.int(name, n);
         }
     }
     for name in ["client", "code", "message"] {
         if let Some(m) = c.name(name) {
-            fields.insert(name.into(), text(m).into());
+            fields.text_lossy(name, m.as_bytes());
         }
     }
     let ts = BrokenDownTime::parse("%a %b %d %H:%M:%S%.f %Y", &time)

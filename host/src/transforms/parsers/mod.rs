@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer};
 
 use indexmap::IndexMap;
 
+use crate::event::fields::Writer;
 use crate::event::{Batch, Fields};
 use crate::stats::StreamStats;
 use crate::transforms::Transform;
@@ -242,24 +243,32 @@ impl Parser {
     }
 
     /// Parses one line into `fields`, returning the event time when the format carries one;
-    /// `Err` is the reason the line did not parse.
+    /// `Err` is the reason the line did not parse. The access-log parsers write into the store
+    /// directly; the others fill `scratch` (a map, emptied here), whose entries are then set.
     fn parse(
         &mut self,
         line: &[u8],
-        fields: &mut Fields,
+        fields: &mut Writer<'_>,
+        scratch: &mut Fields,
         stats: &StreamStats,
     ) -> Result<Option<jiff::Timestamp>, String> {
-        match &mut self.kind {
-            ParserKind::Json => json::parse(line, fields).map(|()| None),
-            ParserKind::Regexp(r) => r.parse(line, fields, stats).map(|()| None),
-            ParserKind::Access => access::parse_access(line, fields),
-            ParserKind::ApacheError(zone) => access::parse_apache_error(line, fields, zone),
-            ParserKind::Syslog(offset) => syslog::parse(line, fields, *offset),
-            ParserKind::Logfmt(types) => logfmt::parse(line, types, fields, stats).map(|()| None),
-            ParserKind::Delimited(d) => d.parse(line, fields, stats).map(|()| None),
-            ParserKind::Cri => container::parse_cri(line, fields),
-            ParserKind::Docker => container::parse_docker(line, fields),
+        let result = match &mut self.kind {
+            ParserKind::Access => return access::parse_access(line, fields),
+            ParserKind::ApacheError(zone) => {
+                return access::parse_apache_error(line, fields, zone);
+            }
+            ParserKind::Json => json::parse(line, scratch).map(|()| None),
+            ParserKind::Regexp(r) => r.parse(line, scratch, stats).map(|()| None),
+            ParserKind::Syslog(offset) => syslog::parse(line, scratch, *offset),
+            ParserKind::Logfmt(types) => logfmt::parse(line, types, scratch, stats).map(|()| None),
+            ParserKind::Delimited(d) => d.parse(line, scratch, stats).map(|()| None),
+            ParserKind::Cri => container::parse_cri(line, scratch),
+            ParserKind::Docker => container::parse_docker(line, scratch),
+        };
+        for (k, v) in std::mem::take(scratch) {
+            fields.json(&k, &v);
         }
+        result
     }
 
     /// Whether the format itself carries the event time.
@@ -277,7 +286,6 @@ impl Parser {
 
 impl Transform for Parser {
     fn process(&mut self, batch: &mut Batch, stats: &StreamStats) {
-        batch.fields_mut();
         if self.time.is_some() || self.own_time() {
             batch.times_mut();
         }
@@ -289,17 +297,18 @@ impl Transform for Parser {
             times,
             ..
         } = batch;
-        for (i, (r, f)) in records.iter().zip(fields.iter_mut()).enumerate() {
+        fields.cover(records.len());
+        // Room for a typical record's fields at once, instead of growing 1, 2, 4, 8, 16.
+        fields.reserve(records.len() * 12, data.len());
+        let mut scratch = Fields::new();
+        for (i, r) in records.iter().enumerate() {
             let start = r.start as usize;
             let line = &data[start..start + r.len as usize];
-            // Room for a typical record's fields at once, instead of growing 1, 2, 4, 8, 16.
-            if f.is_empty() {
-                *f = Fields::with_capacity(16);
-            }
-            let own_time = match self.parse(line, f, stats) {
+            let mut w = fields.writer(i);
+            let own_time = match self.parse(line, &mut w, &mut scratch, stats) {
                 Ok(t) => t,
                 Err(reason) => {
-                    f.insert(PARSE_ERROR.into(), reason.into());
+                    w.text(PARSE_ERROR, &reason);
                     errors += 1;
                     continue;
                 }
@@ -310,7 +319,7 @@ impl Transform for Parser {
                     None => time_errors += 1,
                 }
             } else if let Some(t) = &self.time {
-                match t.extract(f) {
+                match t.extract(fields, i) {
                     Ok(ts) => times[i] = Some(ts),
                     Err(_) => time_errors += 1,
                 }
@@ -351,12 +360,17 @@ mod tests {
         for (name, line) in cases {
             let spec: ParserSpec = serde_yaml::from_str(name).unwrap();
             let mut parser = spec.0.build().unwrap().unwrap();
-            let mut fields = Fields::new();
+            let mut store = crate::event::FieldStore::new();
             parser
-                .parse(line.as_bytes(), &mut fields, &StreamStats::default())
+                .parse(
+                    line.as_bytes(),
+                    &mut store.writer(0),
+                    &mut Fields::new(),
+                    &StreamStats::default(),
+                )
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let (declared, _) = parser.field_names().unwrap();
-            let set: Vec<&str> = fields.keys().map(String::as_str).collect();
+            let set: Vec<&str> = store.iter(0).map(|(k, _)| k).collect();
             for k in &set {
                 assert!(declared.contains(k), "{name} sets `{k}`, not declared");
             }
@@ -444,10 +458,10 @@ mod no_panic {
         let stats = StreamStats::default();
         for p in PARSERS.iter() {
             let mut p = p.clone();
-            let mut f = Fields::new();
-            let _ = p.parse(line, &mut f, &stats);
+            let mut store = crate::event::FieldStore::new();
+            let _ = p.parse(line, &mut store.writer(0), &mut Fields::new(), &stats);
             if let Some(t) = &p.time {
-                let _ = t.extract(&f);
+                let _ = t.extract(&store, 0);
             }
         }
     }

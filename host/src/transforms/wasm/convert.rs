@@ -11,7 +11,8 @@
 use std::time::UNIX_EPOCH;
 
 use super::runtime::wit;
-use crate::event::{Batch, Fields, Record};
+use crate::event::fields::{Columns, Parts};
+use crate::event::{Batch, FieldStore, Record};
 
 /// `changes` bits of an output record (see `wit/plugin.wit`).
 const LINE: u8 = 1;
@@ -19,22 +20,15 @@ const TIME: u8 = 2;
 const FIELDS: u8 = 4;
 const ROUTE: u8 = 8;
 
-/// `kinds` of a field value.
-const NULL: u8 = 0;
-const FALSE: u8 = 1;
-const TRUE: u8 = 2;
-const INT: u8 = 3;
-const FLOAT: u8 = 4;
-const TEXT: u8 = 5;
-const JSON: u8 = 6;
-
 /// `nanos` of a record without an event time.
 const NO_TIME: u32 = u32::MAX;
 
-/// A batch packed for a plugin, and whether its data buffer was moved out of the [`Batch`].
+/// A batch packed for a plugin, whether its data buffer was moved out of the [`Batch`], and
+/// what the batch's field store keeps while its columns are in the WIT batch.
 pub struct Packed {
     pub batch: wit::Batch,
     moved: bool,
+    parts: Parts,
 }
 
 fn empty_fields() -> wit::Fields {
@@ -56,36 +50,28 @@ fn empty_times() -> wit::Times {
     }
 }
 
-fn push_field(out: &mut wit::Fields, owner: u32, key: &str, v: &serde_json::Value) {
-    out.owners.push(owner);
-    out.strings.extend_from_slice(key.as_bytes());
-    out.key_ends.push(out.strings.len() as u32);
-    let kind = match v {
-        serde_json::Value::Null => NULL,
-        serde_json::Value::Bool(false) => FALSE,
-        serde_json::Value::Bool(true) => TRUE,
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => {
-                out.ints.push(i);
-                INT
-            }
-            None => {
-                out.floats.push(n.as_f64().unwrap_or(f64::NAN));
-                FLOAT
-            }
-        },
-        serde_json::Value::String(s) => {
-            out.strings.extend_from_slice(s.as_bytes());
-            TEXT
-        }
-        other => {
-            // Writing JSON into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out.strings, other);
-            JSON
-        }
-    };
-    out.kinds.push(kind);
-    out.value_ends.push(out.strings.len() as u32);
+fn to_wit(c: Columns) -> wit::Fields {
+    wit::Fields {
+        owners: c.owners,
+        kinds: c.kinds,
+        key_ends: c.key_ends,
+        value_ends: c.value_ends,
+        ints: c.ints,
+        floats: c.floats,
+        strings: c.strings,
+    }
+}
+
+fn from_wit(f: wit::Fields) -> Columns {
+    Columns {
+        owners: f.owners,
+        kinds: f.kinds,
+        key_ends: f.key_ends,
+        value_ends: f.value_ends,
+        ints: f.ints,
+        floats: f.floats,
+        strings: f.strings,
+    }
 }
 
 /// The batch as a plugin sees it. May take `batch.data`; give it back with [`restore`] or
@@ -126,12 +112,8 @@ pub fn pack(batch: &mut Batch) -> Packed {
             }
         }
     }
-    let mut fields = empty_fields();
-    for (i, map) in batch.fields.iter().enumerate() {
-        for (k, v) in map {
-            push_field(&mut fields, i as u32, k, v);
-        }
-    }
+    // The field columns are moved, not converted (rebuilt once if edits left gaps).
+    let (fields, parts) = std::mem::take(&mut batch.fields).into_columns();
     Packed {
         batch: wit::Batch {
             stream: batch.source.stream.to_string(),
@@ -143,17 +125,19 @@ pub fn pack(batch: &mut Batch) -> Packed {
             data,
             line_ends,
             times,
-            fields,
+            fields: to_wit(fields),
         },
         moved: contiguous,
+        parts,
     }
 }
 
-/// Gives the batch its data back, unchanged (the plugin failed).
+/// Gives the batch its data and fields back, unchanged (the plugin failed).
 pub fn restore(batch: &mut Batch, input: Packed) {
     if input.moved {
         batch.data = input.batch.data;
     }
+    batch.fields = FieldStore::rejoin(from_wit(input.batch.fields), input.parts);
 }
 
 fn fields_size(f: &wit::Fields) -> usize {
@@ -205,78 +189,6 @@ fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
     std::str::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8"))
 }
 
-/// Decodes a `fields` column set into `(owner, key, value)`, checking every index. `owners`
-/// must be grouped and below `records`.
-fn decode_fields(
-    f: &wit::Fields,
-    records: usize,
-) -> Result<Vec<(usize, String, serde_json::Value)>, String> {
-    let n = f.owners.len();
-    if f.kinds.len() != n || f.key_ends.len() != n || f.value_ends.len() != n {
-        return Err(format!(
-            "the field columns differ in length (owners {n}, kinds {}, key ends {}, value ends {})",
-            f.kinds.len(),
-            f.key_ends.len(),
-            f.value_ends.len()
-        ));
-    }
-    let mut out = Vec::with_capacity(n);
-    let (mut ints, mut floats) = (f.ints.iter(), f.floats.iter());
-    let mut prev_owner = 0usize;
-    let mut pos = 0usize;
-    for i in 0..n {
-        let owner = f.owners[i] as usize;
-        if owner >= records {
-            return Err(format!(
-                "field {i} belongs to record {owner}, but there are {records} records"
-            ));
-        }
-        if owner < prev_owner {
-            return Err(format!(
-                "field {i} belongs to record {owner} but comes after record {prev_owner}'s (fields must be grouped by record, in order)"
-            ));
-        }
-        prev_owner = owner;
-        let (key_end, value_end) = (f.key_ends[i] as usize, f.value_ends[i] as usize);
-        if key_end < pos || value_end < key_end || value_end > f.strings.len() {
-            return Err(format!("field {i}'s key or value is out of bounds"));
-        }
-        let key = utf8(&f.strings[pos..key_end], "a field key")?;
-        let raw = &f.strings[key_end..value_end];
-        pos = value_end;
-        let kind = f.kinds[i];
-        if !matches!(kind, TEXT | JSON) && !raw.is_empty() {
-            return Err(format!("field {i} has kind {kind} but a text value"));
-        }
-        let value = match kind {
-            NULL => serde_json::Value::Null,
-            FALSE => false.into(),
-            TRUE => true.into(),
-            INT => (*ints
-                .next()
-                .ok_or_else(|| format!("field {i} is an integer past the end of `ints`"))?)
-            .into(),
-            FLOAT => {
-                let x = *floats
-                    .next()
-                    .ok_or_else(|| format!("field {i} is a float past the end of `floats`"))?;
-                serde_json::Number::from_f64(x)
-                    .map(serde_json::Value::Number)
-                    .unwrap_or(serde_json::Value::Null)
-            }
-            TEXT => utf8(raw, "a text value")?.into(),
-            JSON => serde_json::from_str(utf8(raw, "a json value")?)
-                .map_err(|e| format!("field {i}'s json value does not parse: {e}"))?,
-            other => return Err(format!("field {i} has an unknown kind {other}")),
-        };
-        out.push((owner, key.to_string(), value));
-    }
-    if ints.next().is_some() || floats.next().is_some() {
-        return Err("`ints` or `floats` hold more values than the fields use".into());
-    }
-    Ok(out)
-}
-
 /// Where routed records may go: the stream's sinks first (bits `0..defaults`), then the extra
 /// outputs a plugin may route to (its dead-letter sink).
 #[derive(Debug, Clone)]
@@ -321,14 +233,10 @@ pub struct Applied {
 pub fn apply(
     batch: &mut Batch,
     input: Packed,
-    out: wit::Output,
+    mut out: wit::Output,
     routes: &RouteTable,
 ) -> Result<Applied, String> {
-    let moved = input.moved;
-    let input = input.batch;
-    if moved {
-        batch.data = input.data;
-    }
+    restore(batch, input);
     if out.keep_all {
         return Ok(Applied::default());
     }
@@ -336,8 +244,10 @@ pub fn apply(
     if base + out.data.len() > u32::MAX as usize {
         return Err("the output's lines do not fit in a batch (4 GiB)".into());
     }
+    let out_fields = from_wit(std::mem::replace(&mut out.fields, empty_fields()));
     let (records, fields, times, masks, applied) =
-        build(batch, &out, routes, base as u32).map_err(|e| format!("invalid output: {e}"))?;
+        build(batch, &out, out_fields, routes, base as u32)
+            .map_err(|e| format!("invalid output: {e}"))?;
     batch.data.extend_from_slice(&out.data);
     batch.records = records;
     batch.fields = fields;
@@ -356,7 +266,7 @@ pub fn apply(
 
 type Built = (
     Vec<Record>,
-    Vec<Fields>,
+    FieldStore,
     Vec<Option<jiff::Timestamp>>,
     Vec<u64>,
     Applied,
@@ -365,6 +275,7 @@ type Built = (
 fn build(
     batch: &mut Batch,
     out: &wit::Output,
+    out_fields: Columns,
     routes: &RouteTable,
     base: u32,
 ) -> Result<Built, String> {
@@ -423,34 +334,52 @@ fn build(
         route_masks.push(mask);
         start = end as usize;
     }
-    let parsed = decode_fields(&out.fields, m)?;
-    if let Some((owner, _, _)) = parsed
-        .iter()
-        .find(|(o, _, _)| out.changes[*o] & FIELDS == 0)
-    {
+    let parsed = FieldStore::from_columns(out_fields, m)?;
+    if let Some(j) = (0..m).find(|&j| out.changes[j] & FIELDS == 0 && !parsed.is_empty_at(j)) {
         return Err(format!(
-            "a field belongs to record {owner}, which does not have the fields bit"
+            "a field belongs to record {j}, which does not have the fields bit"
         ));
     }
 
-    // Fields only when some record has any: a filter over unparsed lines allocates none.
-    let any_fields = !parsed.is_empty()
-        || batch.fields.iter().any(|f| !f.is_empty())
-            && out.changes.iter().any(|&c| c & FIELDS == 0);
+    // The output's fields: the plugin's own when every record has the fields bit (moved), the
+    // input's when the records are the input's, one for one, without it; otherwise each record
+    // copies its fields from the one or the other. None when no record has any: a filter over
+    // unparsed lines allocates none.
+    let all_set = out.changes.iter().all(|&c| c & FIELDS != 0);
+    let none_set = out.changes.iter().all(|&c| c & FIELDS == 0);
+    let same_records = m == n
+        && out
+            .sources
+            .iter()
+            .enumerate()
+            .all(|(j, &s)| s as usize == j);
+    let fields = if all_set {
+        parsed
+    } else if none_set && same_records {
+        std::mem::take(&mut batch.fields)
+    } else if parsed.is_empty() && batch.fields.is_empty() {
+        FieldStore::new()
+    } else {
+        let mut fields = FieldStore::new();
+        for (j, (&src, &ch)) in out.sources.iter().zip(&out.changes).enumerate() {
+            if ch & FIELDS != 0 {
+                fields.push_from(&parsed, j);
+            } else {
+                fields.push_from(&batch.fields, src as usize);
+            }
+        }
+        fields
+    };
     let mut records = Vec::with_capacity(m);
-    let mut fields: Vec<Fields> = Vec::with_capacity(if any_fields { m } else { 0 });
     let mut times = Vec::with_capacity(m);
     let mut masks = Vec::with_capacity(m);
-    // The input record whose fields an output took, and where they went.
-    let mut taken: Option<(usize, usize)> = None;
-    let mut parsed = parsed.into_iter().peekable();
     let (mut line_ends, mut new_times, mut route_masks) = (
         out.line_ends.iter(),
         new_times.into_iter(),
         route_masks.into_iter(),
     );
     let mut line_start = 0u32;
-    for (j, (&src, &ch)) in out.sources.iter().zip(&out.changes).enumerate() {
+    for (&src, &ch) in out.sources.iter().zip(&out.changes) {
         let src = src as usize;
         let r = batch.records[src];
         // The counts were checked above: every `next()` below has a value.
@@ -463,26 +392,6 @@ fn build(
             }
         };
         records.push(Record { start, len, ..r });
-        if any_fields {
-            let map = if ch & FIELDS != 0 {
-                let mut map = Fields::new();
-                while let Some((_, k, v)) = parsed.next_if(|(owner, _, _)| *owner == j) {
-                    map.insert(k, v);
-                }
-                map
-            } else if let Some((_, at)) = taken.filter(|&(s, _)| s == src) {
-                // A split whose earlier piece took the input's fields.
-                fields[at].clone()
-            } else {
-                taken = Some((src, fields.len()));
-                batch
-                    .fields
-                    .get_mut(src)
-                    .map(std::mem::take)
-                    .unwrap_or_default()
-            };
-            fields.push(map);
-        }
         times.push(match (ch & TIME != 0).then(|| new_times.next()).flatten() {
             Some(t) => Some(t),
             None => batch.times.get(src).copied().flatten(),
@@ -501,6 +410,7 @@ fn build(
 mod tests {
     use super::*;
     use crate::event::Source;
+    use crate::event::fields::{FLOAT, INT, JSON, NULL, TEXT};
     use std::sync::Arc;
     use std::time::SystemTime;
 
@@ -517,9 +427,10 @@ mod tests {
         b.push_range(0, 3, 4, 0);
         b.push_range(4, 3, 8, 0);
         b.push_range(8, 5, 14, 0);
-        b.fields_mut()[1].insert("k".into(), "v".into());
-        b.fields_mut()[1].insert("n".into(), 5.into());
-        b.fields_mut()[1].insert("o".into(), serde_json::json!({"a": [1.5, null]}));
+        let mut w = b.fields_mut().writer(1);
+        w.text("k", "v");
+        w.int("n", 5);
+        w.json("o", &serde_json::json!({"a": [1.5, null]}));
         b.times_mut()[1] = Some(jiff::Timestamp::new(1_700_000_000, 5).unwrap());
         b
     }
@@ -543,6 +454,10 @@ mod tests {
             routes: Vec::new(),
             route_ends: Vec::new(),
         }
+    }
+
+    fn get(b: &Batch, record: usize, key: &str) -> Option<serde_json::Value> {
+        b.fields.get(record, key).map(|v| v.to_json())
     }
 
     fn lines(b: &Batch) -> Vec<&[u8]> {
@@ -569,9 +484,14 @@ mod tests {
         assert_eq!(f.ints, [5]);
         assert!(f.floats.is_empty());
         // Decoding what was packed gives the fields back.
-        let decoded = decode_fields(f, 3).unwrap();
-        let map: Fields = decoded.into_iter().map(|(_, k, v)| (k, v)).collect();
-        assert_eq!(&map, b.fields(1).unwrap());
+        let decoded = FieldStore::from_columns(from_wit(f.clone()), 3).unwrap();
+        assert_eq!(decoded.to_map(1), batch().fields.to_map(1));
+        assert!(
+            b.fields.is_empty(),
+            "the fields were moved into the plugin's batch"
+        );
+        restore(&mut b, p);
+        assert_eq!(b.fields.to_map(1), batch().fields.to_map(1));
     }
 
     #[test]
@@ -616,18 +536,18 @@ mod tests {
         out.route_ends = vec![3];
         apply(&mut b, input, out, &routes()).unwrap();
         assert_eq!(lines(&b), [&b"one"[..], b"two", b"two", b"a", b"b"]);
-        assert_eq!(b.fields(1).unwrap()["k"], "v");
+        assert_eq!(get(&b, 1, "k").unwrap(), "v");
         assert_eq!(
-            b.fields(2),
-            b.fields(1),
+            b.fields.to_map(2),
+            b.fields.to_map(1),
             "both pieces of a split keep the fields"
         );
         assert!(
-            b.fields(3).is_none(),
+            !b.has_fields(3),
             "the fields bit with no fields clears them"
         );
-        assert_eq!(b.fields(4).unwrap()["n"], 7);
-        assert_eq!(b.fields(4).unwrap()["f"], 0.5);
+        assert_eq!(get(&b, 4, "n").unwrap(), 7);
+        assert_eq!(get(&b, 4, "f").unwrap(), 0.5);
         assert_eq!(b.records[4].offset, 14);
         assert_eq!(b.times[1].unwrap().as_second(), 1_700_000_000);
         assert_eq!(b.times[4], Some(jiff::Timestamp::new(42, 9).unwrap()));
@@ -645,7 +565,7 @@ mod tests {
         assert_eq!(output_size(&out), 0);
         apply(&mut b, input, out, &routes()).unwrap();
         assert_eq!(lines(&b), [&b"one"[..], b"two", b"three"]);
-        assert_eq!(b.fields(1).unwrap()["k"], "v");
+        assert_eq!(get(&b, 1, "k").unwrap(), "v");
     }
 
     #[test]
@@ -698,7 +618,7 @@ mod tests {
                     o.fields.key_ends = vec![1];
                     o.fields.value_ends = vec![1];
                 }),
-                "a field key is not UTF-8",
+                "field 0's key is not UTF-8",
             ),
             (
                 with(|o| {
@@ -727,7 +647,7 @@ mod tests {
             let err = apply(&mut b, input, out, &routes()).unwrap_err();
             assert_eq!(err, format!("invalid output: {expected}"));
             assert_eq!(lines(&b), [&b"one"[..], b"two", b"three"]);
-            assert_eq!(b.fields(1).unwrap()["k"], "v");
+            assert_eq!(get(&b, 1, "k").unwrap(), "v");
         }
     }
 }

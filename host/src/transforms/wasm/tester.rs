@@ -36,9 +36,12 @@ pub struct TestSummary {
     pub records_out: usize,
 }
 
-fn describe_fields(f: Option<&crate::event::Fields>) -> Option<String> {
-    f.filter(|f| !f.is_empty())
-        .map(|f| serde_json::to_string(f).unwrap_or_default())
+fn describe_fields(batch: &Batch, record: usize) -> Option<String> {
+    batch.has_fields(record).then(|| {
+        let mut out = Vec::new();
+        batch.fields.write_json(record, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
 }
 
 /// Loads the plugin (an error is the reason it cannot start) and runs it over `input`, writing
@@ -230,7 +233,7 @@ pub fn run(
                 } else {
                     writeln!(out, "     out: {o}").map_err(io)?;
                 }
-                if let Some(f) = describe_fields(batch.fields(j)) {
+                if let Some(f) = describe_fields(&batch, j) {
                     writeln!(out, "     fields: {f}").map_err(io)?;
                 }
                 if let Some(Some(t)) = batch.times.get(j) {

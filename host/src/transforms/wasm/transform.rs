@@ -257,8 +257,9 @@ impl WasmPlugin {
             OnError::DeadLetter => {
                 add(&s.failed_dead_lettered, n);
                 let message = format!("{}: {reason}", self.spec.name);
-                for f in batch.fields_mut() {
-                    f.insert("plugin_error".into(), message.clone().into());
+                let fields = batch.fields_mut();
+                for r in 0..fields.records() {
+                    fields.writer(r).text("plugin_error", &message);
                 }
                 batch.routes = vec![self.dead_letter_bit; batch.len()];
             }
