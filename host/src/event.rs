@@ -23,6 +23,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// `bytes` as text: borrowed when they are UTF-8 (checked with the fast validator), else with
+/// each invalid sequence replaced by U+FFFD.
+#[inline]
+pub fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Where a batch's records come from: the stream that read them and the file they were read from.
 #[derive(Debug)]
 pub struct Source {

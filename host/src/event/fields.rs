@@ -294,11 +294,11 @@ impl FieldStore {
             }
             self.spans[record] = (end, self.kinds.len() as u32);
         }
-        let had = self.spans[record].0 != self.spans[record].1;
         Writer {
+            prior: self.spans[record],
             store: self,
             record,
-            check: had,
+            own_twice: true,
         }
     }
 
@@ -346,7 +346,8 @@ impl FieldStore {
     pub fn push_from(&mut self, other: &FieldStore, record: usize) {
         let r = self.spans.len();
         self.cover(r + 1);
-        let mut w = self.writer(r);
+        // A store's record never holds one key twice.
+        let mut w = self.writer(r).unique_keys();
         for (k, v) in other.iter(record) {
             w.value(k, v);
         }
@@ -649,24 +650,35 @@ impl<'a> Iterator for Iter<'a> {
 pub struct Writer<'a> {
     store: &'a mut FieldStore,
     record: usize,
-    /// Whether a key may already be there (checked before adding).
-    check: bool,
+    /// The record's entries when the writer opened.
+    prior: (u32, u32),
+    /// Whether this writer may set one key twice (checked against its own fields too).
+    own_twice: bool,
 }
 
 impl Writer<'_> {
+    /// A writer whose caller never sets one key twice (a parser with a fixed set of field
+    /// names): each key is then looked for only among the fields the record had before.
+    pub fn unique_keys(mut self) -> Self {
+        self.own_twice = false;
+        self
+    }
+
     /// Starts entry for `key`: replaces the record's field of that name in place, or appends one.
     /// Returns its index; the key bytes are written, the value's are to follow.
     fn entry(&mut self, key: &str, kind: u8, slot: u32) -> usize {
         let s = &mut *self.store;
-        let existing = if self.check {
-            s.find(self.record, key)
+        let (start, end) = if self.own_twice {
+            s.spans[self.record]
         } else {
-            None
+            self.prior
         };
+        let existing =
+            (start as usize..end as usize).find(|&i| s.kinds[i] != GONE && s.key(i) == key);
         let start = s.strings.len() as u32;
         s.strings.push_str(key);
         let key_end = s.strings.len() as u32;
-        let i = match existing {
+        match existing {
             Some(i) => {
                 s.kinds[i] = kind;
                 s.key_starts[i] = start;
@@ -684,10 +696,7 @@ impl Writer<'_> {
                 s.spans[self.record].1 = s.kinds.len() as u32;
                 s.kinds.len() - 1
             }
-        };
-        // Past the first field, the record has fields to check against.
-        self.check = true;
-        i
+        }
     }
 
     pub fn null(&mut self, key: &str) {
@@ -773,10 +782,7 @@ pub trait FieldSink {
     fn text(&mut self, key: &str, v: &str);
     /// Text from bytes that may not be UTF-8 (invalid sequences become U+FFFD).
     fn text_lossy(&mut self, key: &str, v: &[u8]) {
-        match std::str::from_utf8(v) {
-            Ok(s) => self.text(key, s),
-            Err(_) => self.text(key, &String::from_utf8_lossy(v)),
-        }
+        self.text(key, &super::text(v));
     }
     /// Any JSON value (objects and arrays nested).
     fn json(&mut self, key: &str, v: serde_json::Value);
@@ -903,6 +909,20 @@ mod tests {
         // Record 0 moved behind record 2: record 2 keeps its own fields.
         assert_eq!(s.get(2, "é").and_then(|v| v.as_str()), Some("ünï"));
         assert_eq!(s.count(2), 2);
+    }
+
+    #[test]
+    fn a_writer_of_unique_keys_still_replaces_the_records_earlier_fields() {
+        let mut s = store();
+        let mut w = s.writer(0).unique_keys();
+        w.int("status", 404);
+        w.text("extra", "x");
+        assert_eq!(s.get(0, "status"), Some(Value::Int(404)));
+        assert_eq!(s.count(0), 6);
+        let mut w = s.writer(1).unique_keys();
+        w.int("a", 1);
+        w.int("b", 2);
+        assert_eq!(s.count(1), 2);
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn encode_range(
                 buf.extend_from_slice(&source);
                 Value::Int(r.offset as i64).write_json(&mut buf);
                 buf.extend_from_slice(b",\"line\":");
-                Value::Text(&String::from_utf8_lossy(batch.line(r))).write_json(&mut buf);
+                Value::Text(&crate::event::text(batch.line(r))).write_json(&mut buf);
                 for (flag, name) in [
                     (FLAG_SPLIT, &b",\"split\":true"[..]),
                     (FLAG_UNTERMINATED, b",\"unterminated\":true"),

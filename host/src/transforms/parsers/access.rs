@@ -92,18 +92,50 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// The last time text read and its timestamp: every line of one second carries the same text,
+/// and reading it with a format is most of a line's cost otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct TimeCache {
+    text: String,
+    at: Option<jiff::Timestamp>,
+}
+
+impl TimeCache {
+    fn get(&mut self, text: &str) -> Option<jiff::Timestamp> {
+        if self.text != text {
+            self.text.clear();
+            self.text.push_str(text);
+            self.at = parse_access_time(text);
+        }
+        self.at
+    }
+}
+
 /// Parses a combined or common access-log line; returns the event time.
 pub fn parse_access(
     line: &[u8],
     fields: &mut impl FieldSink,
 ) -> Result<Option<jiff::Timestamp>, String> {
-    tokenize_access(line, fields).ok_or_else(|| {
+    parse_access_with(line, fields, &mut TimeCache::default())
+}
+
+/// [`parse_access`] with the last line's time remembered in `times`.
+pub fn parse_access_with(
+    line: &[u8],
+    fields: &mut impl FieldSink,
+    times: &mut TimeCache,
+) -> Result<Option<jiff::Timestamp>, String> {
+    tokenize_access(line, fields, times).ok_or_else(|| {
         fields.clear();
         "not an access-log line (combined or common format)".to_string()
     })
 }
 
-fn tokenize_access(line: &[u8], fields: &mut impl FieldSink) -> Option<Option<jiff::Timestamp>> {
+fn tokenize_access(
+    line: &[u8],
+    fields: &mut impl FieldSink,
+    times: &mut TimeCache,
+) -> Option<Option<jiff::Timestamp>> {
     let line = line.trim_ascii_end();
     let mut c = Cursor { line, at: 0 };
     let remote_addr = c.token()?;
@@ -139,7 +171,7 @@ fn tokenize_access(line: &[u8], fields: &mut impl FieldSink) -> Option<Option<ji
     } else {
         (None, None)
     };
-    let time_text = String::from_utf8_lossy(time);
+    let time_text = crate::event::text(time);
     fields.text_lossy("remote_addr", remote_addr);
     fields.text_lossy("remote_user", remote_user);
     fields.text("time", &time_text);
@@ -159,7 +191,7 @@ fn tokenize_access(line: &[u8], fields: &mut impl FieldSink) -> Option<Option<ji
         fields.text_lossy("referrer", r);
         fields.text_lossy("user_agent", a);
     }
-    Some(parse_access_time(&time_text))
+    Some(times.get(&time_text))
 }
 
 /// `17/May/2015:10:05:03 +0000`.
@@ -235,6 +267,25 @@ mod tests {
         let mut f = Fields::new();
         let t = parse_access(line.as_bytes(), &mut f).unwrap();
         (f, t.map(|t| t.to_string()))
+    }
+
+    #[test]
+    fn a_remembered_time_is_the_one_of_the_line() {
+        let mut times = TimeCache::default();
+        let mut at = |t: &str| {
+            let line = format!(r#"1.2.3.4 - - [{t}] "GET / HTTP/1.1" 200 1"#);
+            parse_access_with(line.as_bytes(), &mut Fields::new(), &mut times)
+                .unwrap()
+                .map(|t| t.to_string())
+        };
+        let a = "17/May/2015:10:05:03 +0000";
+        let b = "17/May/2015:10:05:04 +0200";
+        assert_eq!(at(a).as_deref(), Some("2015-05-17T10:05:03Z"));
+        assert_eq!(at(a).as_deref(), Some("2015-05-17T10:05:03Z"));
+        assert_eq!(at(b).as_deref(), Some("2015-05-17T08:05:04Z"));
+        assert_eq!(at("not a time"), None);
+        assert_eq!(at("not a time"), None);
+        assert_eq!(at(a).as_deref(), Some("2015-05-17T10:05:03Z"));
     }
 
     #[test]

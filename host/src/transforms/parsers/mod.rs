@@ -103,9 +103,10 @@ impl ParserConfig {
                 },
             ),
             ParserConfig::Regexp(c) => (ParserKind::Regexp(c.build()?), c.time_options()),
-            ParserConfig::Nginx(_) | ParserConfig::Apache2(_) => {
-                (ParserKind::Access, TimeOptions::default())
-            }
+            ParserConfig::Nginx(_) | ParserConfig::Apache2(_) => (
+                ParserKind::Access(Default::default()),
+                TimeOptions::default(),
+            ),
             ParserConfig::ApacheError(z) => {
                 let zone = parse_zone(z.time_zone.as_deref())?;
                 (ParserKind::ApacheError(zone), TimeOptions::default())
@@ -199,7 +200,7 @@ pub struct Parser {
 enum ParserKind {
     Json,
     Regexp(regexp::Regexp),
-    Access,
+    Access(access::TimeCache),
     ApacheError(jiff::tz::TimeZone),
     Syslog(chrono::FixedOffset),
     Logfmt(IndexMap<String, regexp::FieldType>),
@@ -213,7 +214,7 @@ impl Parser {
         let what = match &self.kind {
             ParserKind::Json => "json".to_string(),
             ParserKind::Regexp(r) => format!("regexp {}", r.pattern()),
-            ParserKind::Access => "access log (combined or common)".to_string(),
+            ParserKind::Access(_) => "access log (combined or common)".to_string(),
             ParserKind::ApacheError(_) => "apache error log".to_string(),
             ParserKind::Syslog(_) => "syslog (RFC 5424 or 3164)".to_string(),
             ParserKind::Logfmt(_) => "logfmt".to_string(),
@@ -233,7 +234,7 @@ impl Parser {
         Some(match &self.kind {
             ParserKind::Json | ParserKind::Logfmt(_) => return None,
             ParserKind::Regexp(r) => (r.field_names().collect(), None),
-            ParserKind::Access => (access::ACCESS_FIELDS.to_vec(), None),
+            ParserKind::Access(_) => (access::ACCESS_FIELDS.to_vec(), None),
             ParserKind::ApacheError(_) => (access::APACHE_ERROR_FIELDS.to_vec(), None),
             ParserKind::Syslog(_) => (syslog::FIELDS.to_vec(), None),
             ParserKind::Delimited(d) => (d.field_names().collect(), Some(delimited::EXTRA_PREFIX)),
@@ -253,7 +254,7 @@ impl Parser {
         stats: &StreamStats,
     ) -> Result<Option<jiff::Timestamp>, String> {
         let result = match &mut self.kind {
-            ParserKind::Access => return access::parse_access(line, fields),
+            ParserKind::Access(times) => return access::parse_access_with(line, fields, times),
             ParserKind::ApacheError(zone) => {
                 return access::parse_apache_error(line, fields, zone);
             }
@@ -275,7 +276,7 @@ impl Parser {
     fn own_time(&self) -> bool {
         matches!(
             self.kind,
-            ParserKind::Access
+            ParserKind::Access(_)
                 | ParserKind::ApacheError(_)
                 | ParserKind::Syslog(_)
                 | ParserKind::Cri
@@ -304,11 +305,14 @@ impl Transform for Parser {
         for (i, r) in records.iter().enumerate() {
             let start = r.start as usize;
             let line = &data[start..start + r.len as usize];
-            let mut w = fields.writer(i);
+            // Parsers never set one key twice (the others go through a map), so a key is
+            // only looked for among the fields the record had before.
+            let mut w = fields.writer(i).unique_keys();
             let own_time = match self.parse(line, &mut w, &mut scratch, stats) {
                 Ok(t) => t,
                 Err(reason) => {
-                    w.text(PARSE_ERROR, &reason);
+                    // Checked against what the parser set before it gave up, too.
+                    fields.writer(i).text(PARSE_ERROR, &reason);
                     errors += 1;
                     continue;
                 }
