@@ -31,6 +31,73 @@ pub const JSON: u8 = 6;
 /// A removed field: skipped by every reader, dropped by the next compaction.
 const GONE: u8 = u8::MAX;
 
+/// What follows the backslash when a byte must be escaped in a JSON string (`u`: as `\u00XX`),
+/// or 0 when it is written as it is. The same escapes as `serde_json` writes.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Whether any byte of `w` is below 0x20, `"` or `\` (exact for the word as a whole).
+#[inline]
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    below_space | zero(w ^ (ONES * b'"' as u64)) | zero(w ^ (ONES * b'\\' as u64)) != 0
+}
+
+/// `s` as a JSON string (quoted and escaped) appended to `out`. Runs without an escape are
+/// found eight bytes at a time and copied whole: most text needs no escaping at all.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            if !needs_escape(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let esc = ESCAPE[b as usize];
+        if esc != 0 {
+            out.extend_from_slice(&bytes[start..i]);
+            out.push(b'\\');
+            out.push(esc);
+            if esc == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 15) as usize],
+                ]);
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
 /// One field value, borrowed from its store.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
@@ -83,9 +150,7 @@ impl<'a> Value<'a> {
                 let _ = serde_json::to_writer(&mut *out, f);
             }
             Value::Float(_) => out.extend_from_slice(b"null"),
-            Value::Text(s) => {
-                let _ = serde_json::to_writer(&mut *out, s);
-            }
+            Value::Text(s) => write_json_str(out, s),
             Value::Json(j) => out.extend_from_slice(j.as_bytes()),
         }
     }
@@ -869,6 +934,45 @@ mod tests {
                 (k.to_string(), String::from_utf8(j).unwrap())
             })
             .collect()
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut cases: Vec<String> = (0u8..=0x7f).map(|b| (b as char).to_string()).collect();
+        cases.extend(
+            [
+                "",
+                "plain text longer than eight bytes",
+                "quote \" in the middle of a long run of text",
+                "back\\slash",
+                "é 日本 😀 \u{7}\n\t\"\\/",
+                "1234567\"",
+                "12345678\n",
+                "\u{1f}\u{0}\u{7f}\u{80}",
+            ]
+            .map(String::from),
+        );
+        for s in cases {
+            let mut ours = Vec::new();
+            write_json_str(&mut ours, &s);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&s).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_escaped_as_serde_json_escapes_it(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
+            let mut ours = Vec::new();
+            write_json_str(&mut ours, &s);
+            proptest::prop_assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&s).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -234,7 +234,7 @@ impl BulkEncoder {
 
 /// `s` as a JSON string.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(out, s).expect("writing to a Vec");
+    crate::event::fields::write_json_str(out, s);
 }
 
 impl Encoder for BulkEncoder {
@@ -325,6 +325,20 @@ impl Encoder for BulkEncoder {
 }
 
 /// Reads a bulk response item by item.
+/// Whether a bulk answer is clean by its first bytes: Elasticsearch and OpenSearch write `took`,
+/// then `errors`, then the items (one per document, most of the answer), so a compact
+/// `"errors":false` before `"items"` settles it without reading the items. The answer must
+/// still end as a whole one does (the items' `]` and the object's `}`); anything else is read
+/// in full.
+fn clean_by_its_head(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(256)];
+    let whole = body.first() == Some(&b'{') && body.trim_ascii_end().ends_with(b"]}");
+    whole
+        && memchr::memmem::find(head, b"\"items\"").is_some_and(|items| {
+            memchr::memmem::find(&head[..items], b"\"errors\":false").is_some()
+        })
+}
+
 pub fn classify_bulk(body: &[u8]) -> Outcome {
     #[derive(Deserialize)]
     struct Bulk {
@@ -342,6 +356,9 @@ pub fn classify_bulk(body: &[u8]) -> Outcome {
     #[derive(Deserialize)]
     struct Summary {
         errors: bool,
+    }
+    if clean_by_its_head(body) {
+        return Outcome::Delivered;
     }
     if let Ok(Summary { errors: false }) = serde_json::from_slice::<Summary>(body) {
         return Outcome::Delivered;
@@ -422,5 +439,26 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(classify_bulk(b"not json"), Outcome::Retry { .. }));
+    }
+
+    #[test]
+    fn a_clean_answer_is_known_by_its_head_and_nothing_else_is() {
+        let clean = br#"{"took":3,"errors":false,"items":[{"index":{"status":201}}]}"#;
+        assert!(clean_by_its_head(clean));
+        // Cut short: read in full, and unreadable.
+        let cut = &clean[..clean.len() - 3];
+        assert!(!clean_by_its_head(cut));
+        assert!(matches!(classify_bulk(cut), Outcome::Retry { .. }));
+        // `errors` after the items, or spaced: read in full (and still judged right).
+        let late = br#"{"items":[{"index":{"status":201}}],"errors":false}"#;
+        assert!(!clean_by_its_head(late));
+        assert_eq!(classify_bulk(late), Outcome::Delivered);
+        let spaced = br#"{ "took" : 3, "errors" : false, "items" : [] }"#;
+        assert!(!clean_by_its_head(spaced));
+        assert_eq!(classify_bulk(spaced), Outcome::Delivered);
+        // A failed item's text cannot pass for the flag: it comes after `items`.
+        let failed = br#"{"errors":true,"items":[{"index":{"status":400,"error":{"reason":"\"errors\":false"}}}]}"#;
+        assert!(!clean_by_its_head(failed));
+        assert!(matches!(classify_bulk(failed), Outcome::Partial { .. }));
     }
 }

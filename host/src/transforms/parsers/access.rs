@@ -33,67 +33,72 @@ fn text(m: regex::bytes::Match<'_>) -> String {
     String::from_utf8_lossy(m.as_bytes()).into_owned()
 }
 
-/// A cursor over an access-log line.
+/// A cursor over an access-log line, as text. Every place it cuts is an ASCII delimiter found
+/// by `memchr`, so each piece is text without another UTF-8 check.
 struct Cursor<'a> {
-    line: &'a [u8],
+    line: &'a str,
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
-    /// The bytes up to the next space (which is consumed).
-    fn token(&mut self) -> Option<&'a [u8]> {
-        let rest = &self.line[self.at..];
-        let end = memchr::memchr(b' ', rest)?;
+    fn bytes(&self) -> &'a [u8] {
+        self.line.as_bytes()
+    }
+
+    /// The text up to the next space (which is consumed).
+    fn token(&mut self) -> Option<&'a str> {
+        let end = memchr::memchr(b' ', &self.bytes()[self.at..])?;
+        let token = self.line.get(self.at..self.at + end)?;
         self.at += end + 1;
-        Some(&rest[..end])
+        Some(token)
     }
 
     /// Consumes `byte` if it is next.
     fn eat(&mut self, byte: u8) -> Option<()> {
-        (self.line.get(self.at) == Some(&byte)).then(|| self.at += 1)
+        (self.bytes().get(self.at) == Some(&byte)).then(|| self.at += 1)
     }
 
-    /// `[...]`: the bytes up to the closing bracket.
-    fn bracketed(&mut self) -> Option<&'a [u8]> {
+    /// `[...]`: the text up to the closing bracket.
+    fn bracketed(&mut self) -> Option<&'a str> {
         self.eat(b'[')?;
-        let rest = &self.line[self.at..];
-        let end = memchr::memchr(b']', rest)?;
+        let end = memchr::memchr(b']', &self.bytes()[self.at..])?;
+        let inside = self.line.get(self.at..self.at + end)?;
         self.at += end + 1;
-        Some(&rest[..end])
+        Some(inside)
     }
 
     /// `"..."` with `\"` escapes kept as written; with `lenient`, a missing closing quote at the
     /// end of the line is accepted.
-    fn quoted(&mut self, lenient: bool) -> Option<&'a [u8]> {
+    fn quoted(&mut self, lenient: bool) -> Option<&'a str> {
         self.eat(b'"')?;
+        let line = self.bytes();
         let start = self.at;
         let mut i = start;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.line[i..]) {
-                Some(n) if self.line[i + n] == b'\\' => i += n + 2,
+            match memchr::memchr2(b'"', b'\\', &line[i..]) {
+                Some(n) if line[i + n] == b'\\' => i += n + 2,
                 Some(n) => {
                     self.at = i + n + 1;
-                    return Some(&self.line[start..i + n]);
+                    return self.line.get(start..i + n);
                 }
                 None if lenient => {
-                    self.at = self.line.len();
-                    return Some(&self.line[start..]);
+                    self.at = line.len();
+                    return self.line.get(start..);
                 }
                 None => return None,
             }
-            if i > self.line.len() {
+            if i > line.len() {
                 return None;
             }
         }
     }
 
-    fn rest(&self) -> &'a [u8] {
-        &self.line[self.at.min(self.line.len())..]
+    fn rest(&self) -> &'a str {
+        self.line.get(self.at.min(self.line.len())..).unwrap_or("")
     }
 }
 
-/// The last time text read and its timestamp: every line of one second carries the same text,
-/// and reading it with a format is most of a line's cost otherwise.
+/// The last time text read and its timestamp: every line of one second carries the same text.
 #[derive(Debug, Clone, Default)]
 pub struct TimeCache {
     text: String,
@@ -136,8 +141,9 @@ fn tokenize_access(
     fields: &mut impl FieldSink,
     times: &mut TimeCache,
 ) -> Option<Option<jiff::Timestamp>> {
-    let line = line.trim_ascii_end();
-    let mut c = Cursor { line, at: 0 };
+    // Checked for UTF-8 once (invalid sequences become U+FFFD); the pieces are cut at ASCII.
+    let text = crate::event::text(line.trim_ascii_end());
+    let mut c = Cursor { line: &text, at: 0 };
     let remote_addr = c.token()?;
     let _ident = c.token()?;
     let remote_user = c.token()?;
@@ -146,18 +152,16 @@ fn tokenize_access(
     let request = c.quoted(false)?;
     c.eat(b' ')?;
     let status = c.token()?;
-    if status.len() != 3 || !status.iter().all(u8::is_ascii_digit) {
+    if status.len() != 3 || !status.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (bytes, combined) = match memchr::memchr(b' ', c.rest()) {
+    let (bytes, combined) = match memchr::memchr(b' ', c.rest().as_bytes()) {
         Some(_) => (c.token()?, true),
         None => (c.rest(), false),
     };
     let bytes: i64 = match bytes {
-        b"-" => 0,
-        b if !b.is_empty() && b.iter().all(u8::is_ascii_digit) => {
-            std::str::from_utf8(b).ok()?.parse().ok()?
-        }
+        "-" => 0,
+        b if !b.is_empty() && b.bytes().all(|b| b.is_ascii_digit()) => b.parse().ok()?,
         _ => return None,
     };
     let (referrer, user_agent) = if combined {
@@ -171,35 +175,72 @@ fn tokenize_access(
     } else {
         (None, None)
     };
-    let time_text = crate::event::text(time);
-    fields.text_lossy("remote_addr", remote_addr);
-    fields.text_lossy("remote_user", remote_user);
-    fields.text("time", &time_text);
-    let mut parts = request.splitn(4, |&b| b == b' ');
+    fields.text("remote_addr", remote_addr);
+    fields.text("remote_user", remote_user);
+    fields.text("time", time);
+    let mut parts = request.splitn(4, ' ');
     if let (Some(m), Some(p), Some(v), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     {
-        fields.text_lossy("method", m);
-        fields.text_lossy("path", p);
-        fields.text_lossy("protocol", v);
+        fields.text("method", m);
+        fields.text("path", p);
+        fields.text("protocol", v);
     }
-    fields.text_lossy("request", request);
-    let status: i64 = std::str::from_utf8(status).ok()?.parse().ok()?;
+    fields.text("request", request);
+    let status: i64 = status.parse().ok()?;
     fields.int("status", status);
     fields.int("bytes", bytes);
     if let (Some(r), Some(a)) = (referrer, user_agent) {
-        fields.text_lossy("referrer", r);
-        fields.text_lossy("user_agent", a);
+        fields.text("referrer", r);
+        fields.text("user_agent", a);
     }
-    Some(times.get(&time_text))
+    Some(times.get(time))
 }
 
-/// `17/May/2015:10:05:03 +0000`.
+/// `17/May/2015:10:05:03 +0000`: read by hand in that exact layout, else by `strftime` format
+/// (which also takes, for example, a one-digit day).
 fn parse_access_time(t: &str) -> Option<jiff::Timestamp> {
-    BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", t)
-        .ok()?
-        .to_timestamp()
-        .ok()
+    exact_access_time(t).or_else(|| {
+        BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", t)
+            .ok()?
+            .to_timestamp()
+            .ok()
+    })
+}
+
+fn exact_access_time(t: &str) -> Option<jiff::Timestamp> {
+    let b = t.as_bytes();
+    if b.len() != 26 || [b[2], b[6], b[11], b[14], b[17], b[20]] != *b"//::: " {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i32> {
+        b[r].iter().try_fold(0i32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
+        })
+    };
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m[..] == b[3..6])? as i8 + 1;
+    let sign = match b[21] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let dt = jiff::civil::DateTime::new(
+        i16::try_from(num(7..11)?).ok()?,
+        month,
+        num(0..2)? as i8,
+        num(12..14)? as i8,
+        num(15..17)? as i8,
+        num(18..20)? as i8,
+        0,
+    )
+    .ok()?;
+    let offset =
+        jiff::tz::Offset::from_seconds(sign * (num(22..24)? * 3600 + num(24..26)? * 60)).ok()?;
+    offset.to_timestamp(dt).ok()
 }
 
 /// Every field [`parse_access`] can set.
@@ -267,6 +308,32 @@ mod tests {
         let mut f = Fields::new();
         let t = parse_access(line.as_bytes(), &mut f).unwrap();
         (f, t.map(|t| t.to_string()))
+    }
+
+    #[test]
+    fn times_read_by_hand_are_those_the_format_reads() {
+        for t in [
+            "17/May/2015:10:05:03 +0000",
+            "29/Feb/2024:23:59:59 -0930",
+            "01/Jan/1970:00:00:00 +1400",
+            "31/Dec/9999:23:59:59 +0000",
+            "31/Feb/2015:10:05:03 +0000",
+            "17/May/2015:24:05:03 +0000",
+            "17/Mai/2015:10:05:03 +0000",
+            "17/May/2015:10:05:03 +9900",
+            "17/May/2015:10:05:0x +0000",
+        ] {
+            let by_format = BrokenDownTime::parse("%d/%b/%Y:%H:%M:%S %z", t)
+                .ok()
+                .and_then(|b| b.to_timestamp().ok());
+            assert_eq!(exact_access_time(t), by_format, "{t}");
+        }
+        assert!(exact_access_time("7/May/2015:10:05:03 +0000").is_none());
+        assert_eq!(
+            parse_access_time("7/May/2015:10:05:03 +0000").map(|t| t.to_string()),
+            Some("2015-05-07T10:05:03Z".into()),
+            "other layouts go to the format"
+        );
     }
 
     #[test]
