@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::batcher::{BatchConfig, Batcher, Request};
-use super::http::{HttpClient, HttpSettings, Response, TlsConfig, send};
+use super::http::{Body, HttpClient, HttpSettings, Response, TlsConfig, send};
 use super::retry::{Backoff, Outcome, RetryConfig, classify_status};
 use crate::sinks::{SinkBatch, SinkExit};
 use crate::stats::SinkStats;
@@ -78,15 +78,16 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    type Payload = Vec<u8>;
+    type Payload = Body;
 
-    fn encode(&self, request: &Request) -> Vec<u8> {
+    /// The body, encoded and compressed once for every attempt.
+    fn encode(&self, request: &Request) -> Body {
         let mut body = Vec::with_capacity(request.bytes);
         self.encoder.encode(request, &mut body);
-        body
+        Body::new(self.settings.compression, body)
     }
 
-    async fn send(&self, body: &Vec<u8>, _request: &Request) -> Outcome {
+    async fn send(&self, body: &Body, _request: &Request) -> Outcome {
         let target = format!("{} {}", self.settings.method, redacted(&self.settings.url));
         match send(
             &self.client,
@@ -319,7 +320,7 @@ async fn run<T: Transport>(ctx: Arc<RemoteSink<T>>, mut input: mpsc::Receiver<Si
                 .expect("the semaphore is never closed");
             let ctx = Arc::clone(&ctx);
             tasks.spawn(async move {
-                deliver(&ctx, request).await;
+                deliver(ctx, request).await;
                 drop(permit);
             });
         }
@@ -329,7 +330,7 @@ async fn run<T: Transport>(ctx: Arc<RemoteSink<T>>, mut input: mpsc::Receiver<Si
     }
     if let Some(request) = batcher.take() {
         let ctx = Arc::clone(&ctx);
-        tasks.spawn(async move { deliver(&ctx, request).await });
+        tasks.spawn(async move { deliver(ctx, request).await });
     }
     while let Some(done) = tasks.join_next().await {
         settle(done);
@@ -352,9 +353,32 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// Encodes `request` on tokio's blocking pool, not on the runtime's one worker (which every
+/// remote sink and the admin endpoint share): encoding and compressing is the CPU-heavy part of
+/// a request, and requests in flight then encode in parallel. A panic there is the request
+/// task's panic; `None` when the runtime is shutting down.
+async fn encode<T: Transport>(
+    ctx: &Arc<RemoteSink<T>>,
+    request: Request,
+) -> Option<(Request, T::Payload)> {
+    let ctx = Arc::clone(ctx);
+    let encoding = tokio::task::spawn_blocking(move || {
+        let payload = ctx.transport.encode(&request);
+        (request, payload)
+    });
+    match encoding.await {
+        Ok(done) => Some(done),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
+}
+
 /// Sends one request until it is delivered or permanently rejected.
-async fn deliver<T: Transport>(ctx: &RemoteSink<T>, mut request: Request) {
-    let mut payload = ctx.transport.encode(&request);
+async fn deliver<T: Transport>(ctx: Arc<RemoteSink<T>>, request: Request) {
+    let Some((mut request, mut payload)) = encode(&ctx, request).await else {
+        return;
+    };
+    let ctx = &ctx;
     let mut backoff = Backoff::new(&ctx.delivery.retry);
     loop {
         let started = std::time::Instant::now();
@@ -398,8 +422,10 @@ async fn deliver<T: Transport>(ctx: &RemoteSink<T>, mut request: Request) {
                     dead_letter(ctx, failed, why).await;
                 }
                 let Some(retry_req) = retry_req else { return };
-                request = retry_req;
-                payload = ctx.transport.encode(&request);
+                let Some(encoded) = encode(ctx, retry_req).await else {
+                    return;
+                };
+                (request, payload) = encoded;
                 let wait = backoff.next(None);
                 SinkStats::add(&ctx.stats.retries, 1);
                 tracing::warn!(sink = %ctx.name, %reason, records = request.records, retry_in = ?wait, "some records failed; retrying those");

@@ -235,25 +235,46 @@ pub fn endpoint(base: &str, api_path: &str) -> String {
     }
 }
 
-/// Sends `body` (compressed as configured) and reads the response, within the timeout.
+/// A request body as it goes on the wire: compressed once, then sent as it is by every attempt.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub bytes: Bytes,
+    /// The `Content-Encoding`, when compressed.
+    pub encoding: Option<&'static str>,
+}
+
+impl Body {
+    /// `body` compressed as `compression` says.
+    pub fn new(compression: Compression, body: Vec<u8>) -> Body {
+        match compression {
+            Compression::Gzip => {
+                use std::io::Write;
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                // Compressing into a Vec cannot fail.
+                gz.write_all(&body).expect("compressing into a Vec");
+                Body {
+                    bytes: gz.finish().expect("compressing into a Vec").into(),
+                    encoding: Some("gzip"),
+                }
+            }
+            Compression::None => Body {
+                bytes: body.into(),
+                encoding: None,
+            },
+        }
+    }
+}
+
+/// Sends `body` and reads the response, within the timeout.
 pub async fn send(
     client: &HttpClient,
     settings: &HttpSettings,
     content_type: &str,
-    body: &[u8],
+    body: &Body,
 ) -> Result<Response> {
-    let (body, encoding) = match settings.compression {
-        Compression::Gzip => {
-            use std::io::Write;
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::fast(),
-            );
-            gz.write_all(body)?;
-            (gz.finish()?, Some("gzip"))
-        }
-        Compression::None => (body.to_vec(), None),
-    };
     let mut request = Request::builder()
         .method(settings.method.clone())
         .uri(settings.url.clone());
@@ -263,10 +284,10 @@ pub async fn send(
         http::header::CONTENT_TYPE,
         HeaderValue::from_str(content_type)?,
     );
-    if let Some(e) = encoding {
+    if let Some(e) = body.encoding {
         headers.insert(http::header::CONTENT_ENCODING, HeaderValue::from_static(e));
     }
-    let request = request.body(Full::new(Bytes::from(body)))?;
+    let request = request.body(Full::new(body.bytes.clone()))?;
     let exchange = async {
         let response = client.request(request).await.context("request failed")?;
         let (parts, body) = response.into_parts();
