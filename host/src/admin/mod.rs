@@ -107,9 +107,15 @@ pub async fn serve(
                 let telemetry = Arc::clone(&telemetry);
                 let reload = reload.clone();
                 tokio::spawn(async move {
+                    // A request's panic is reported once its 500 has been written (the answer
+                    // closes the connection): reporting ends the run, and the caller must still
+                    // get the answer that says why.
+                    let panicked = Arc::new(std::sync::Mutex::new(None));
+                    let seen = Arc::clone(&panicked);
                     let service = hyper::service::service_fn(move |req| {
                         let telemetry = Arc::clone(&telemetry);
                         let reload = reload.clone();
+                        let seen = Arc::clone(&seen);
                         async move {
                             let answer =
                                 crate::supervise::catch_task("admin endpoint", async move {
@@ -121,12 +127,17 @@ pub async fn serve(
                                 .await;
                             Ok::<_, Infallible>(answer.unwrap_or_else(|p| {
                                 let text = format!("{p}\n");
-                                crate::supervise::report(p);
-                                reply(
+                                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                                let mut answer = reply(
                                     StatusCode::INTERNAL_SERVER_ERROR,
                                     "text/plain; charset=utf-8",
                                     text,
-                                )
+                                );
+                                answer.headers_mut().insert(
+                                    http::header::CONNECTION,
+                                    http::HeaderValue::from_static("close"),
+                                );
+                                answer
                             }))
                         }
                     });
@@ -134,6 +145,10 @@ pub async fn serve(
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(io, service)
                         .await;
+                    let p = panicked.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(p) = p {
+                        crate::supervise::report(p);
+                    }
                 });
             }
         };
