@@ -74,21 +74,47 @@ pub const FLAG_MULTILINE: u8 = 4;
 pub type Fields = serde_json::Map<String, serde_json::Value>;
 
 /// A group of records from one file, in file order.
+///
+/// The members are private so that the type keeps them aligned: the field store covers no
+/// record or every one, and the event times and route masks are empty or one per record,
+/// through every push, filter and plugin answer.
 #[derive(Debug)]
 pub struct Batch {
-    pub source: Arc<Source>,
+    source: Arc<Source>,
     /// When the bytes were read from the file.
-    pub read_at: SystemTime,
+    read_at: SystemTime,
     /// The records' bytes, packed; records index into it.
-    pub data: Vec<u8>,
-    pub records: Vec<Record>,
+    data: Vec<u8>,
+    records: Vec<Record>,
     /// The records' fields: covering no record, or every one (see [`Batch::fields_mut`]).
-    pub fields: FieldStore,
+    fields: FieldStore,
     /// Empty, or one event time per record, set by a parser's `time_key` (see
     /// [`Batch::event_time`]).
-    pub times: Vec<Option<jiff::Timestamp>>,
+    times: Vec<Option<jiff::Timestamp>>,
     /// Empty (every record goes to all the stream's sinks), or one route mask per record set by
     /// a plugin: bit `i` is the router's output `i`; 0 means the stream's sinks.
+    routes: Vec<u64>,
+}
+
+/// A batch's lines borrowed beside its writable fields and times (see [`Batch::parts_mut`]).
+pub struct PartsMut<'a> {
+    pub data: &'a [u8],
+    pub records: &'a [Record],
+    pub fields: &'a mut FieldStore,
+    pub times: &'a mut [Option<jiff::Timestamp>],
+}
+
+/// A batch's records as a plugin's answer replaces them (see [`Batch::replace`]).
+#[derive(Debug)]
+pub struct Replacement {
+    /// Bytes appended to the batch's data; the new records may point into the old data too.
+    pub data: Vec<u8>,
+    pub records: Vec<Record>,
+    /// Covering no record or every new one.
+    pub fields: FieldStore,
+    /// One per new record (all unset: none).
+    pub times: Vec<Option<jiff::Timestamp>>,
+    /// One per new record (all 0: the stream's sinks).
     pub routes: Vec<u64>,
 }
 
@@ -103,6 +129,184 @@ impl Batch {
             times: Vec::new(),
             routes: Vec::new(),
         }
+    }
+
+    /// `empty` (a new batch, for its source and read time) with `records` framed in `data`.
+    ///
+    /// # Panics
+    /// If `empty` has records, or a record points outside `data`.
+    pub fn framed(empty: Batch, data: Vec<u8>, records: Vec<Record>) -> Batch {
+        assert!(
+            empty.records.is_empty(),
+            "framing into a batch with records"
+        );
+        debug_assert!(
+            records
+                .iter()
+                .all(|r| r.start as usize + r.len as usize <= data.len())
+        );
+        assert!(
+            records
+                .last()
+                .is_none_or(|r| r.start as usize + r.len as usize <= data.len()),
+            "a framed record outside its data"
+        );
+        Batch {
+            data,
+            records,
+            ..empty
+        }
+    }
+
+    /// Where the records come from.
+    #[inline]
+    pub fn source(&self) -> &Arc<Source> {
+        &self.source
+    }
+
+    /// When the bytes were read from the file.
+    #[inline]
+    pub fn read_at(&self) -> SystemTime {
+        self.read_at
+    }
+
+    /// The packed bytes the records point into (dropped records' bytes included).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The records, in file order.
+    #[inline]
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// The bytes of record `i`.
+    #[inline]
+    pub fn line_at(&self, i: usize) -> &[u8] {
+        self.line(&self.records[i])
+    }
+
+    /// The records' fields (covering no record, or every one).
+    #[inline]
+    pub fn fields(&self) -> &FieldStore {
+        &self.fields
+    }
+
+    /// Record `i`'s parsed event time, if a parser or plugin set one.
+    #[inline]
+    pub fn time(&self, i: usize) -> Option<jiff::Timestamp> {
+        self.times.get(i).copied().flatten()
+    }
+
+    /// Whether any record has a parsed event time.
+    pub fn has_times(&self) -> bool {
+        self.times.iter().any(Option::is_some)
+    }
+
+    /// Record `i`'s route mask: bit `k` is the router's output `k`; 0 means the stream's sinks.
+    #[inline]
+    pub fn route(&self, i: usize) -> u64 {
+        self.routes.get(i).copied().unwrap_or(0)
+    }
+
+    /// Whether some record is routed somewhere other than the stream's sinks.
+    pub fn is_routed(&self) -> bool {
+        self.routes.iter().any(|&m| m != 0)
+    }
+
+    /// Sets one route mask per record (see [`Batch::route`]).
+    ///
+    /// # Panics
+    /// If there is not one mask per record.
+    pub fn set_routes(&mut self, masks: Vec<u64>) {
+        assert_eq!(masks.len(), self.records.len(), "one route mask per record");
+        self.routes = if masks.iter().any(|&m| m != 0) {
+            masks
+        } else {
+            Vec::new()
+        };
+    }
+
+    /// Sends every record to the outputs in `mask` (0: the stream's sinks).
+    pub fn route_all(&mut self, mask: u64) {
+        self.routes = if mask == 0 {
+            Vec::new()
+        } else {
+            vec![mask; self.records.len()]
+        };
+    }
+
+    /// Takes the data buffer out, for a plugin call when it holds exactly the records' lines
+    /// back to back; give it back with [`Batch::restore_data`] before using the batch again.
+    pub fn take_data(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.data)
+    }
+
+    /// Puts back what [`Batch::take_data`] took.
+    pub fn restore_data(&mut self, data: Vec<u8>) {
+        self.data = data;
+    }
+
+    /// Takes the field store out (the batch has none until [`Batch::set_fields`]).
+    pub fn take_fields(&mut self) -> FieldStore {
+        std::mem::take(&mut self.fields)
+    }
+
+    /// Sets the records' fields.
+    ///
+    /// # Panics
+    /// If `fields` covers some records but not every one: a bug in the caller.
+    pub fn set_fields(&mut self, fields: FieldStore) {
+        assert!(
+            fields.records() == 0 || fields.records() == self.records.len(),
+            "a field store for {} records given to a batch of {}",
+            fields.records(),
+            self.records.len()
+        );
+        self.fields = fields;
+    }
+
+    /// Replaces the records by `new` (a plugin's answer), appending its bytes to the data.
+    ///
+    /// # Panics
+    /// If `new`'s parts are not aligned with its records or a record points outside the data:
+    /// the caller checks a plugin's answer before building a replacement.
+    pub fn replace(&mut self, new: Replacement) {
+        let n = new.records.len();
+        assert!(
+            new.fields.records() == 0 || new.fields.records() == n,
+            "replacement fields cover {} of {n} records",
+            new.fields.records()
+        );
+        assert!(
+            new.times.is_empty() || new.times.len() == n,
+            "replacement times"
+        );
+        assert!(
+            new.routes.is_empty() || new.routes.len() == n,
+            "replacement routes"
+        );
+        self.data.extend_from_slice(&new.data);
+        assert!(
+            new.records
+                .iter()
+                .all(|r| r.start as usize + r.len as usize <= self.data.len()),
+            "a replacement record outside the batch's data"
+        );
+        self.records = new.records;
+        self.fields = new.fields;
+        self.times = if new.times.iter().any(Option::is_some) {
+            new.times
+        } else {
+            Vec::new()
+        };
+        self.routes = if new.routes.iter().any(|&m| m != 0) {
+            new.routes
+        } else {
+            Vec::new()
+        };
     }
 
     /// The bytes of `record` (which must belong to this batch).
@@ -150,8 +354,20 @@ impl Batch {
         &mut self.fields
     }
 
+    /// The lines to read and the fields and times to write at once, for a parser: the field
+    /// store covers every record; `times` is empty unless [`Batch::times_mut`] made it.
+    pub fn parts_mut(&mut self) -> PartsMut<'_> {
+        self.fields.cover(self.records.len());
+        PartsMut {
+            data: &self.data,
+            records: &self.records,
+            fields: &mut self.fields,
+            times: &mut self.times,
+        }
+    }
+
     /// The event times, one per record, creating them (unset) if needed.
-    pub fn times_mut(&mut self) -> &mut Vec<Option<jiff::Timestamp>> {
+    pub fn times_mut(&mut self) -> &mut [Option<jiff::Timestamp>] {
         if self.times.len() != self.records.len() {
             self.times.resize(self.records.len(), None);
         }
@@ -271,5 +487,63 @@ mod tests {
         let s = b.subset(|i| i == 1);
         assert_eq!(s.fields.get(0, "n"), Some(Value::Int(3)));
         assert_eq!(s.fields.records(), 1);
+    }
+
+    fn three() -> Batch {
+        let src = Arc::new(Source {
+            stream: "s".into(),
+            path: "/x".into(),
+            file_id: None,
+        });
+        let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
+        for (i, l) in ["a", "b", "c"].iter().enumerate() {
+            b.push_line(l.as_bytes(), i as u64 + 1, 0);
+        }
+        b
+    }
+
+    #[test]
+    #[should_panic(expected = "a field store for 2 records given to a batch of 3")]
+    fn a_field_store_that_does_not_cover_every_record_is_refused() {
+        let mut b = three();
+        let mut other = three();
+        other.retain(|i| i > 0);
+        other.fields_mut().writer(0).int("n", 1);
+        b.set_fields(other.take_fields());
+    }
+
+    #[test]
+    fn a_replacement_keeps_records_fields_times_and_routes_aligned() {
+        let mut b = three();
+        b.fields_mut().writer(2).int("n", 2);
+        b.set_routes(vec![0, 1, 0]);
+        let mut fields = FieldStore::new();
+        fields.cover(2);
+        fields.writer(1).text("k", "v");
+        let t = jiff::Timestamp::new(7, 0).unwrap();
+        b.replace(Replacement {
+            data: b"new".to_vec(),
+            records: vec![
+                Record {
+                    start: 3,
+                    len: 3,
+                    offset: 3,
+                    flags: 0,
+                },
+                b.records()[0],
+            ],
+            fields,
+            times: vec![None, Some(t)],
+            routes: vec![0, 0],
+        });
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.line_at(0), b"new");
+        assert_eq!(b.line_at(1), b"a");
+        assert_eq!(b.fields().get(1, "k"), Some(Value::Text("v")));
+        assert_eq!((b.time(0), b.time(1)), (None, Some(t)));
+        assert!(!b.is_routed(), "all-zero masks are no routes");
+        b.retain(|i| i == 1);
+        assert_eq!(b.line_at(0), b"a");
+        assert_eq!(b.time(0), Some(t));
     }
 }

@@ -69,7 +69,7 @@ impl Router {
             ack.delivered();
             return;
         }
-        if batch.routes.iter().all(|&m| m == 0) {
+        if !batch.is_routed() {
             let batch = Arc::new(batch);
             for out in &self.outputs[..self.defaults] {
                 self.deliver(out, Arc::clone(&batch), &ack);
@@ -81,7 +81,7 @@ impl Router {
             for (j, out) in self.outputs.iter().enumerate().take(64) {
                 let bit = 1u64 << j;
                 let defaults = self.defaults;
-                let goes = |i: usize| match batch.routes[i] {
+                let goes = |i: usize| match batch.route(i) {
                     0 => j < defaults,
                     m => m & bit != 0,
                 };
@@ -155,7 +155,7 @@ mod tests {
     fn lines(rx: &mut mpsc::Receiver<SinkBatch>) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok(m) = rx.try_recv() {
-            for r in &m.batch.records {
+            for r in m.batch.records() {
                 out.push(String::from_utf8_lossy(m.batch.line(r)).into_owned());
             }
             m.ack.delivered();
@@ -189,7 +189,7 @@ mod tests {
         for (i, l) in ["both", "only-b", "dead", "a-and-dead"].iter().enumerate() {
             batch.push_line(l.as_bytes(), (i + 1) as u64 * 10, 0);
         }
-        batch.routes = vec![0, 0b010, 0b100, 0b101];
+        batch.set_routes(vec![0, 0b010, 0b100, 0b101]);
         router.send(batch, ledger.issue(id, 40));
         assert_eq!(lines(&mut rx_a), ["both", "a-and-dead"]);
         assert_eq!(lines(&mut rx_b), ["both", "only-b"]);

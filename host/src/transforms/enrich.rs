@@ -185,7 +185,7 @@ impl Transform for Enrich {
         let k8s = (!k8s.is_empty()).then(|| serde_json::Value::Object(k8s).to_string());
         let file = self
             .file
-            .then(|| batch.source.path.to_string_lossy().into_owned());
+            .then(|| batch.source().path.to_string_lossy().into_owned());
         let fields = batch.fields_mut();
         for r in 0..fields.records() {
             let mut w = fields.writer(r);

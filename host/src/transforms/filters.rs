@@ -159,8 +159,8 @@ impl Transform for Filter {
             Filter::Grep { include, exclude } => {
                 let keep: Vec<bool> = (0..batch.len())
                     .map(|i| {
-                        let line = batch.line(&batch.records[i]);
-                        let f = &batch.fields;
+                        let line = batch.line_at(i);
+                        let f = batch.fields();
                         include.iter().all(|(k, re)| matches(re, k, line, f, i))
                             && !exclude.iter().any(|(k, re)| matches(re, k, line, f, i))
                     })
@@ -170,21 +170,19 @@ impl Transform for Filter {
                 StreamStats::add(&stats.filtered, dropped as u64);
             }
             Filter::DropFields(names) => {
-                for r in 0..batch.fields.records() {
-                    batch
-                        .fields
-                        .remove_where(r, |k| names.iter().any(|n| n == k));
+                let fields = batch.fields_mut();
+                for r in 0..fields.records() {
+                    fields.remove_where(r, |k| names.iter().any(|n| n == k));
                 }
             }
             Filter::KeepFields(names) => {
-                for r in 0..batch.fields.records() {
-                    batch
-                        .fields
-                        .remove_where(r, |k| !names.iter().any(|n| n == k));
+                let fields = batch.fields_mut();
+                for r in 0..fields.records() {
+                    fields.remove_where(r, |k| !names.iter().any(|n| n == k));
                 }
             }
             Filter::Rename(pairs) => {
-                let fields = &mut batch.fields;
+                let fields = batch.fields_mut();
                 for r in 0..fields.records() {
                     for (from, to) in pairs.iter() {
                         // As a map does: the field goes last under its new name (or takes the
@@ -245,7 +243,7 @@ mod tests {
     }
 
     fn lines(b: &Batch) -> Vec<String> {
-        b.records
+        b.records()
             .iter()
             .map(|r| String::from_utf8_lossy(b.line(r)).into_owned())
             .collect()
@@ -291,7 +289,7 @@ mod tests {
             "every include must match; numbers match as text"
         );
         assert_eq!(
-            b.fields.get(0, "status"),
+            b.fields().get(0, "status"),
             Some(Value::Int(500)),
             "fields stay aligned"
         );
@@ -304,13 +302,13 @@ mod tests {
         let mut b = batch(&[("x", serde_json::json!({"a": 1, "b": 2, "c": 3}))]);
         build("rename: { a: alpha, missing: nothing }").process(&mut b, &stats);
         assert_eq!(
-            serde_json::Value::Object(b.fields.to_map(0)),
+            serde_json::Value::Object(b.fields().to_map(0)),
             serde_json::json!({"b": 2, "c": 3, "alpha": 1})
         );
         build("drop_fields: [b]").process(&mut b, &stats);
         build("keep_fields: [alpha, zzz]").process(&mut b, &stats);
         assert_eq!(
-            serde_json::Value::Object(b.fields.to_map(0)),
+            serde_json::Value::Object(b.fields().to_map(0)),
             serde_json::json!({"alpha": 1})
         );
     }

@@ -78,11 +78,11 @@ pub enum DocumentId {
 /// split one line into several records). Nothing when the file's filesystem keeps no birth time.
 fn write_stable_id(out: &mut Vec<u8>, b: &crate::event::Batch, i: usize, stream_hash: u64) {
     use std::io::Write as _;
-    let Some(life) = b.source.file_id else {
+    let Some(life) = b.source().file_id else {
         return;
     };
-    let offset = b.records[i].offset;
-    let rank = b.records[..i]
+    let offset = b.records()[i].offset;
+    let rank = b.records()[..i]
         .iter()
         .rev()
         .take_while(|r| r.offset == offset)
@@ -178,8 +178,8 @@ impl BulkEncoder {
         file: &str,
     ) {
         let c = &self.config;
-        let fields = &b.fields;
-        let message = crate::event::text(b.line(&b.records[i]));
+        let fields = b.fields();
+        let message = crate::event::text(b.line_at(i));
         let own: [(Option<&str>, Own); 4] = [
             (
                 c.include_timestamp.then_some(c.timestamp_field.as_str()),
@@ -264,7 +264,7 @@ impl Encoder for BulkEncoder {
             .parts
             .iter()
             .map(|p| {
-                p.batch.records[p.range.clone()]
+                p.batch.records()[p.range.clone()]
                     .iter()
                     .map(|r| r.len as usize)
                     .sum::<usize>()
@@ -273,8 +273,8 @@ impl Encoder for BulkEncoder {
         out.reserve(line_bytes * 3);
         for part in &request.parts {
             let b = &part.batch;
-            let file = b.source.path.to_string_lossy();
-            let stream: &str = &b.source.stream;
+            let file = b.source().path.to_string_lossy();
+            let stream: &str = &b.source().stream;
             let stream_hash = xxhash_rust::xxh3::xxh3_64(stream.as_bytes());
             for i in part.range.clone() {
                 let time = b.event_time(i);
@@ -298,7 +298,7 @@ impl Encoder for BulkEncoder {
                         }
                     }
                 }
-                if let Some(id) = c.id_field.as_ref().and_then(|k| b.fields.get(i, k)) {
+                if let Some(id) = c.id_field.as_ref().and_then(|k| b.fields().get(i, k)) {
                     out.extend_from_slice(b",\"_id\":");
                     match id {
                         crate::event::Value::Text(s) => write_str(out, s),

@@ -330,14 +330,11 @@ impl Transport for KafkaTransport {
                     .expect("writing to a Vec cannot fail");
                 data.pop(); // The newline.
                 let time = batch
-                    .times
-                    .get(i)
-                    .copied()
-                    .flatten()
+                    .time(i)
                     .map(|t| t.as_millisecond())
                     .unwrap_or_else(|| {
                         batch
-                            .read_at
+                            .read_at()
                             .duration_since(std::time::UNIX_EPOCH)
                             .map(|d| d.as_millis() as i64)
                             .unwrap_or(0)

@@ -221,7 +221,7 @@ impl Encoder for PushEncoder {
             let b = &part.batch;
             for i in part.range.clone() {
                 let (key, labels) = self.label_set(b, i);
-                let line = crate::event::text(b.line(&b.records[i])).into_owned();
+                let line = crate::event::text(b.line_at(i)).into_owned();
                 groups
                     .entry(key)
                     .or_insert_with(|| (labels, Vec::new()))

@@ -188,7 +188,7 @@ impl LogsEncoder {
         };
         if self.kubernetes {
             // Off the columnar path for now: the object is parsed from its JSON text.
-            let kubernetes = batch.fields.get(i, "kubernetes").map(|v| v.to_json());
+            let kubernetes = batch.fields().get(i, "kubernetes").map(|v| v.to_json());
             let pod = kubernetes.as_ref().and_then(|k| k.as_object());
             for ((attr, field, _), env) in K8S.iter().zip(&self.k8s_env) {
                 let from_record = pod.and_then(|p| p.get(*field)).and_then(|v| v.as_str());
@@ -214,14 +214,15 @@ impl LogsEncoder {
     }
 
     fn log_record(&self, batch: &Batch, i: usize) -> LogRecord {
-        let record = &batch.records[i];
+        let record = &batch.records()[i];
         // Off the columnar path for now: the record's fields as a map.
-        let map = batch.has_fields(i).then(|| batch.fields.to_map(i));
+        let map = batch.has_fields(i).then(|| batch.fields().to_map(i));
         let fields = map.as_ref();
         let field = |name: &str| fields.and_then(|f| f.get(name));
         let mut rec = LogRecord {
-            time_unix_nano: batch.times.get(i).copied().flatten().map_or(0, unix_nanos),
-            observed_time_unix_nano: jiff::Timestamp::try_from(batch.read_at).map_or(0, unix_nanos),
+            time_unix_nano: batch.time(i).map_or(0, unix_nanos),
+            observed_time_unix_nano: jiff::Timestamp::try_from(batch.read_at())
+                .map_or(0, unix_nanos),
             ..LogRecord::default()
         };
         let severity = field(&self.severity_field).filter(|v| !v.is_null());
@@ -256,10 +257,10 @@ impl LogsEncoder {
         rec.span_id = span_id.unwrap_or_default();
         rec.attributes.push(KeyValue::string(
             "log.file.path",
-            batch.source.path.to_string_lossy(),
+            batch.source().path.to_string_lossy(),
         ));
         rec.attributes
-            .push(KeyValue::string("tailcar.stream", &*batch.source.stream));
+            .push(KeyValue::string("tailcar.stream", &*batch.source().stream));
         rec
     }
 

@@ -273,8 +273,8 @@ impl Formatter {
         fill(&self.severity, &mut text);
         let severity = severity_code(&text).unwrap_or(6);
         let pri = facility * 8 + severity;
-        let time = batch.times.get(i).copied().flatten().unwrap_or_else(|| {
-            jiff::Timestamp::try_from(batch.read_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        let time = batch.time(i).unwrap_or_else(|| {
+            jiff::Timestamp::try_from(batch.read_at()).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
         });
         fill(&self.hostname, &mut text);
         let hostname = header_field(&text, 255);
@@ -313,7 +313,7 @@ impl Formatter {
                 msg.extend_from_slice(format!("<{pri}>{ts} {hostname} {tag}{pid}: ").as_bytes());
             }
         }
-        let line = batch.line(&batch.records[i]);
+        let line = batch.line_at(i);
         let room = self.max.saturating_sub(msg.len());
         let cut = line.len() > room;
         let body = if cut { cut_at_char(line, room) } else { line };

@@ -97,7 +97,7 @@ impl Batcher {
         let mut start = 0;
         let mut i = 0;
         while i < n {
-            let size = sb.batch.records[i].len as usize + RECORD_OVERHEAD;
+            let size = sb.batch.records()[i].len as usize + RECORD_OVERHEAD;
             let over_records = self.open.records + (i - start) + 1 > self.config.max_records;
             let over_bytes = self.open.bytes + size > self.config.max_bytes as usize;
             if (over_records || over_bytes) && (self.open.records > 0 || i > start) {

@@ -470,7 +470,7 @@ fn split_request(
                     }),
                 }
                 t.records += 1;
-                t.bytes += part.batch.records[i].len as usize;
+                t.bytes += part.batch.records()[i].len as usize;
             }
             index += 1;
         }

@@ -42,27 +42,27 @@ pub fn encode_range(
 ) -> io::Result<()> {
     match format {
         Format::Raw => {
-            for r in &batch.records[range.clone()] {
+            for r in &batch.records()[range.clone()] {
                 out.write_all(batch.line(r))?;
                 out.write_all(b"\n")?;
             }
         }
         Format::Json => {
-            let read_at = jiff::Timestamp::try_from(batch.read_at).ok();
+            let read_at = jiff::Timestamp::try_from(batch.read_at()).ok();
             // The constant middle of every object: stream and file, escaped once.
             let mut source = Vec::new();
             source.extend_from_slice(b"\",\"stream\":");
-            Value::Text(&batch.source.stream).write_json(&mut source);
+            Value::Text(&batch.source().stream).write_json(&mut source);
             source.extend_from_slice(b",\"file\":");
-            Value::Text(&batch.source.path.to_string_lossy()).write_json(&mut source);
+            Value::Text(&batch.source().path.to_string_lossy()).write_json(&mut source);
             source.extend_from_slice(b",\"offset\":");
             let mut buf = Vec::with_capacity(1024);
             for i in range {
-                let r = &batch.records[i];
+                let r = &batch.records()[i];
                 buf.clear();
                 buf.extend_from_slice(b"{\"timestamp\":\"");
                 // A timestamp's text needs no escaping.
-                if let Some(t) = batch.times.get(i).copied().flatten().or(read_at) {
+                if let Some(t) = batch.time(i).or(read_at) {
                     write!(buf, "{t}")?;
                 }
                 buf.extend_from_slice(&source);
@@ -80,7 +80,7 @@ pub fn encode_range(
                 }
                 if batch.has_fields(i) {
                     buf.extend_from_slice(b",\"fields\":");
-                    batch.fields.write_json(i, &mut buf);
+                    batch.fields().write_json(i, &mut buf);
                 }
                 buf.extend_from_slice(b"}\n");
                 out.write_all(&buf)?;

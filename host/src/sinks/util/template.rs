@@ -72,10 +72,12 @@ impl Template {
         for p in &self.0 {
             match p {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Var(v) if v == "stream" => out.push_str(&batch.source.stream),
-                Piece::Var(v) if v == "file" => out.push_str(&batch.source.path.to_string_lossy()),
+                Piece::Var(v) if v == "stream" => out.push_str(&batch.source().stream),
+                Piece::Var(v) if v == "file" => {
+                    out.push_str(&batch.source().path.to_string_lossy())
+                }
                 Piece::Var(v) => {
-                    if let Some(found) = batch.fields.lookup(i, v) {
+                    if let Some(found) = batch.fields().lookup(i, v) {
                         found.write_text(out);
                     }
                 }

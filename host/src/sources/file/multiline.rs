@@ -298,7 +298,7 @@ mod tests {
     }
 
     fn lines(b: &Batch) -> Vec<String> {
-        b.records
+        b.records()
             .iter()
             .map(|r| String::from_utf8_lossy(b.line(r)).into_owned())
             .collect()
@@ -322,15 +322,15 @@ mod tests {
             m.push(l.as_bytes(), off, 0, now, &mut out);
         }
         assert_eq!(lines(&out), vec![input[..4].join("\n")]);
-        assert_eq!(out.records[0].flags, FLAG_MULTILINE);
+        assert_eq!(out.records()[0].flags, FLAG_MULTILINE);
         assert_eq!(
-            out.records[0].offset,
+            out.records()[0].offset,
             (input[..4].iter().map(|l| l.len() + 1).sum::<usize>()) as u64
         );
         assert!(m.is_pending());
         m.flush(&mut out);
         assert_eq!(lines(&out)[1], "2024-01-01 INFO next");
-        assert_eq!(out.records[1].flags, 0);
+        assert_eq!(out.records()[1].flags, 0);
     }
 
     #[test]
@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(m.push(b"continuation", 33, 0, now, &mut out), 1);
         m.flush(&mut out);
         assert_eq!(lines(&out), vec!["2024-01-01 aaaaaaaa", "continuation"]);
-        assert_eq!(out.records[0].flags & FLAG_SPLIT, FLAG_SPLIT);
+        assert_eq!(out.records()[0].flags & FLAG_SPLIT, FLAG_SPLIT);
     }
 
     #[test]
@@ -390,7 +390,7 @@ mod tests {
                 "4,\"say \"\"hi\"\"\",w"
             ]
         );
-        assert_eq!(out.records[2].flags, FLAG_MULTILINE);
+        assert_eq!(out.records()[2].flags, FLAG_MULTILINE);
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl TailedFile {
             return Ok(Some(batch));
         }
 
-        let records = &mut batch.records;
+        let mut records = Vec::new();
         let consumed = frame(&self.buf, self.scanned, base, max_line, |f| {
             counts.splits += u64::from(f.flags & FLAG_SPLIT != 0);
             records.push(crate::event::Record {
@@ -236,9 +236,9 @@ impl TailedFile {
         }
         // Only the partial line is carried: the next read grows the buffer it needs.
         let rest = self.buf[consumed..].to_vec();
-        batch.data = std::mem::replace(&mut self.buf, rest);
+        let data = std::mem::replace(&mut self.buf, rest);
         self.scanned = self.buf.len();
-        Ok(Some(batch))
+        Ok(Some(Batch::framed(batch, data, records)))
     }
 
     /// Emits whatever is pending into `out`: the partial last line (flagged unterminated) and the

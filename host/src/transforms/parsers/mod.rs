@@ -291,14 +291,12 @@ impl Transform for Parser {
             batch.times_mut();
         }
         let (mut errors, mut time_errors) = (0, 0);
-        let Batch {
+        let crate::event::PartsMut {
             data,
             records,
             fields,
             times,
-            ..
-        } = batch;
-        fields.cover(records.len());
+        } = batch.parts_mut();
         // Room for a typical record's fields at once, instead of growing 1, 2, 4, 8, 16.
         fields.reserve(records.len() * 12, data.len());
         let mut scratch = Fields::new();

@@ -12,7 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use super::runtime::wit;
 use crate::event::fields::{Columns, Parts};
-use crate::event::{Batch, FieldStore, Record};
+use crate::event::{Batch, FieldStore, Record, Replacement};
 
 /// `changes` bits of an output record (see `wit/plugin.wit`).
 const LINE: u8 = 1;
@@ -77,30 +77,33 @@ fn from_wit(f: wit::Fields) -> Columns {
 /// The batch as a plugin sees it. May take `batch.data`; give it back with [`restore`] or
 /// [`apply`].
 pub fn pack(batch: &mut Batch) -> Packed {
-    let read_at = batch.read_at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut line_ends = Vec::with_capacity(batch.records.len());
+    let read_at = batch
+        .read_at()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut line_ends = Vec::with_capacity(batch.records().len());
     let mut end = 0u32;
-    let contiguous = batch.records.iter().all(|r| {
+    let contiguous = batch.records().iter().all(|r| {
         let ok = r.start == end;
         end = r.start + r.len;
         line_ends.push(end);
         ok
-    }) && end as usize == batch.data.len();
+    }) && end as usize == batch.data().len();
     let data = if contiguous {
-        std::mem::take(&mut batch.data)
+        batch.take_data()
     } else {
         line_ends.clear();
         let mut data = Vec::with_capacity(batch.line_bytes());
-        for r in &batch.records {
+        for r in batch.records() {
             data.extend_from_slice(batch.line(r));
             line_ends.push(data.len() as u32);
         }
         data
     };
     let mut times = empty_times();
-    if batch.times.iter().any(Option::is_some) {
-        for i in 0..batch.records.len() {
-            match batch.times.get(i).copied().flatten() {
+    if batch.has_times() {
+        for i in 0..batch.records().len() {
+            match batch.time(i) {
                 Some(t) => {
                     times.seconds.push(t.as_second());
                     times.nanos.push(t.subsec_nanosecond().max(0) as u32);
@@ -113,11 +116,11 @@ pub fn pack(batch: &mut Batch) -> Packed {
         }
     }
     // The field columns are moved, not converted (rebuilt once if edits left gaps).
-    let (fields, parts) = std::mem::take(&mut batch.fields).into_columns();
+    let (fields, parts) = batch.take_fields().into_columns();
     Packed {
         batch: wit::Batch {
-            stream: batch.source.stream.to_string(),
-            path: batch.source.path.to_string_lossy().into_owned(),
+            stream: batch.source().stream.to_string(),
+            path: batch.source().path.to_string_lossy().into_owned(),
             read_at: wit::Timestamp {
                 seconds: read_at.as_secs() as i64,
                 nanos: read_at.subsec_nanos(),
@@ -135,9 +138,12 @@ pub fn pack(batch: &mut Batch) -> Packed {
 /// Gives the batch its data and fields back, unchanged (the plugin failed).
 pub fn restore(batch: &mut Batch, input: Packed) {
     if input.moved {
-        batch.data = input.batch.data;
+        batch.restore_data(input.batch.data);
     }
-    batch.fields = FieldStore::rejoin(from_wit(input.batch.fields), input.parts);
+    batch.set_fields(FieldStore::rejoin(
+        from_wit(input.batch.fields),
+        input.parts,
+    ));
 }
 
 fn fields_size(f: &wit::Fields) -> usize {
@@ -240,7 +246,7 @@ pub fn apply(
     if out.keep_all {
         return Ok(Applied::default());
     }
-    let base = batch.data.len();
+    let base = batch.data().len();
     if base + out.data.len() > u32::MAX as usize {
         return Err("the output's lines do not fit in a batch (4 GiB)".into());
     }
@@ -248,19 +254,13 @@ pub fn apply(
     let (records, fields, times, masks, applied) =
         build(batch, &out, out_fields, routes, base as u32)
             .map_err(|e| format!("invalid output: {e}"))?;
-    batch.data.extend_from_slice(&out.data);
-    batch.records = records;
-    batch.fields = fields;
-    batch.times = if times.iter().any(Option::is_some) {
-        times
-    } else {
-        Vec::new()
-    };
-    batch.routes = if masks.iter().any(|&m| m != 0) {
-        masks
-    } else {
-        Vec::new()
-    };
+    batch.replace(Replacement {
+        data: std::mem::take(&mut out.data),
+        records,
+        fields,
+        times,
+        routes: masks,
+    });
     Ok(applied)
 }
 
@@ -281,7 +281,7 @@ fn build(
 ) -> Result<Built, String> {
     // Check everything before moving any input fields out, so that a refused output leaves the
     // batch as it was.
-    let n = batch.records.len();
+    let n = batch.records().len();
     let m = out.sources.len();
     if out.changes.len() != m {
         return Err(format!(
@@ -356,8 +356,8 @@ fn build(
     let fields = if all_set {
         parsed
     } else if none_set && same_records {
-        std::mem::take(&mut batch.fields)
-    } else if parsed.is_empty() && batch.fields.is_empty() {
+        batch.take_fields()
+    } else if parsed.is_empty() && batch.fields().is_empty() {
         FieldStore::new()
     } else {
         let mut fields = FieldStore::new();
@@ -365,7 +365,7 @@ fn build(
             if ch & FIELDS != 0 {
                 fields.push_from(&parsed, j);
             } else {
-                fields.push_from(&batch.fields, src as usize);
+                fields.push_from(batch.fields(), src as usize);
             }
         }
         fields
@@ -381,7 +381,7 @@ fn build(
     let mut line_start = 0u32;
     for (&src, &ch) in out.sources.iter().zip(&out.changes) {
         let src = src as usize;
-        let r = batch.records[src];
+        let r = batch.records()[src];
         // The counts were checked above: every `next()` below has a value.
         let (start, len) = match (ch & LINE != 0).then(|| line_ends.next()).flatten() {
             None => (r.start, r.len),
@@ -394,12 +394,12 @@ fn build(
         records.push(Record { start, len, ..r });
         times.push(match (ch & TIME != 0).then(|| new_times.next()).flatten() {
             Some(t) => Some(t),
-            None => batch.times.get(src).copied().flatten(),
+            None => batch.time(src),
         });
         masks.push(
             match (ch & ROUTE != 0).then(|| route_masks.next()).flatten() {
                 Some(mask) => mask,
-                None => batch.routes.get(src).copied().unwrap_or(0),
+                None => batch.route(src),
             },
         );
     }
@@ -422,11 +422,17 @@ mod tests {
             path: "/x.log".into(),
             file_id: None,
         });
-        let mut b = Batch::new(src, SystemTime::UNIX_EPOCH);
-        b.data = b"one\ntwo\nthree\n".to_vec();
-        b.push_range(0, 3, 4, 0);
-        b.push_range(4, 3, 8, 0);
-        b.push_range(8, 5, 14, 0);
+        let record = |start, len, offset| Record {
+            start,
+            len,
+            offset,
+            flags: 0,
+        };
+        let mut b = Batch::framed(
+            Batch::new(src, SystemTime::UNIX_EPOCH),
+            b"one\ntwo\nthree\n".to_vec(),
+            vec![record(0, 3, 4), record(4, 3, 8), record(8, 5, 14)],
+        );
         let mut w = b.fields_mut().writer(1);
         w.text("k", "v");
         w.int("n", 5);
@@ -457,11 +463,11 @@ mod tests {
     }
 
     fn get(b: &Batch, record: usize, key: &str) -> Option<serde_json::Value> {
-        b.fields.get(record, key).map(|v| v.to_json())
+        b.fields().get(record, key).map(|v| v.to_json())
     }
 
     fn lines(b: &Batch) -> Vec<&[u8]> {
-        b.records.iter().map(|r| b.line(r)).collect()
+        b.records().iter().map(|r| b.line(r)).collect()
     }
 
     #[test]
@@ -469,7 +475,7 @@ mod tests {
         let mut b = batch();
         let p = pack(&mut b);
         assert!(!p.moved, "lines with newlines between them are copied");
-        assert_eq!(b.data, b"one\ntwo\nthree\n", "the batch keeps its buffer");
+        assert_eq!(b.data(), b"one\ntwo\nthree\n", "the batch keeps its buffer");
         let w = &p.batch;
         assert_eq!(w.data, b"onetwothree");
         assert_eq!(w.line_ends, [3, 6, 11]);
@@ -485,13 +491,13 @@ mod tests {
         assert!(f.floats.is_empty());
         // Decoding what was packed gives the fields back.
         let decoded = FieldStore::from_columns(from_wit(f.clone()), 3).unwrap();
-        assert_eq!(decoded.to_map(1), batch().fields.to_map(1));
+        assert_eq!(decoded.to_map(1), batch().fields().to_map(1));
         assert!(
-            b.fields.is_empty(),
+            b.fields().is_empty(),
             "the fields were moved into the plugin's batch"
         );
         restore(&mut b, p);
-        assert_eq!(b.fields.to_map(1), batch().fields.to_map(1));
+        assert_eq!(b.fields().to_map(1), batch().fields().to_map(1));
     }
 
     #[test]
@@ -506,7 +512,7 @@ mod tests {
         b.push_line(b"c", 5, 0);
         let p = pack(&mut b);
         assert!(p.moved);
-        assert!(b.data.is_empty());
+        assert!(b.data().is_empty());
         assert_eq!(p.batch.line_ends, [2, 3]);
         assert!(p.batch.times.seconds.is_empty(), "no times: empty columns");
         restore(&mut b, p);
@@ -538,8 +544,8 @@ mod tests {
         assert_eq!(lines(&b), [&b"one"[..], b"two", b"two", b"a", b"b"]);
         assert_eq!(get(&b, 1, "k").unwrap(), "v");
         assert_eq!(
-            b.fields.to_map(2),
-            b.fields.to_map(1),
+            b.fields().to_map(2),
+            b.fields().to_map(1),
             "both pieces of a split keep the fields"
         );
         assert!(
@@ -548,10 +554,13 @@ mod tests {
         );
         assert_eq!(get(&b, 4, "n").unwrap(), 7);
         assert_eq!(get(&b, 4, "f").unwrap(), 0.5);
-        assert_eq!(b.records[4].offset, 14);
-        assert_eq!(b.times[1].unwrap().as_second(), 1_700_000_000);
-        assert_eq!(b.times[4], Some(jiff::Timestamp::new(42, 9).unwrap()));
-        assert_eq!(b.routes, vec![0, 0, 0, 0, 2]);
+        assert_eq!(b.records()[4].offset, 14);
+        assert_eq!(b.time(1).unwrap().as_second(), 1_700_000_000);
+        assert_eq!(b.time(4), Some(jiff::Timestamp::new(42, 9).unwrap()));
+        assert_eq!(
+            (0..5).map(|i| b.route(i)).collect::<Vec<_>>(),
+            vec![0, 0, 0, 0, 2]
+        );
     }
 
     #[test]

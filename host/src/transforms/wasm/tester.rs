@@ -39,7 +39,7 @@ pub struct TestSummary {
 fn describe_fields(batch: &Batch, record: usize) -> Option<String> {
     batch.has_fields(record).then(|| {
         let mut out = Vec::new();
-        batch.fields.write_json(record, &mut out);
+        batch.fields().write_json(record, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     })
 }
@@ -131,7 +131,7 @@ pub fn run(
         summary.batches += 1;
         summary.records_in += batch.len();
         let inputs: Vec<Vec<u8>> = batch
-            .records
+            .records()
             .iter()
             .map(|r| batch.line(r).to_vec())
             .collect();
@@ -211,7 +211,7 @@ pub fn run(
         }
         // Group outputs by the input they came from (offset - 1).
         let mut outputs: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (j, r) in batch.records.iter().enumerate() {
+        for (j, r) in batch.records().iter().enumerate() {
             outputs[(r.offset - 1) as usize].push(j);
         }
         for (i, line) in inputs.iter().enumerate() {
@@ -226,7 +226,7 @@ pub fn run(
                 writeln!(out, "     split into {} records", outs.len()).map_err(io)?;
             }
             for &j in outs {
-                let r = &batch.records[j];
+                let r = &batch.records()[j];
                 let o = String::from_utf8_lossy(batch.line(r));
                 if o == line {
                     writeln!(out, "     kept").map_err(io)?;
@@ -236,7 +236,7 @@ pub fn run(
                 if let Some(f) = describe_fields(&batch, j) {
                     writeln!(out, "     fields: {f}").map_err(io)?;
                 }
-                if let Some(Some(t)) = batch.times.get(j) {
+                if let Some(t) = batch.time(j) {
                     writeln!(out, "     time: {t}").map_err(io)?;
                 }
             }

@@ -261,7 +261,7 @@ impl WasmPlugin {
                 for r in 0..fields.records() {
                     fields.writer(r).text("plugin_error", &message);
                 }
-                batch.routes = vec![self.dead_letter_bit; batch.len()];
+                batch.route_all(self.dead_letter_bit);
             }
         }
     }
