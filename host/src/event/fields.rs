@@ -15,6 +15,12 @@
 //! record, records dropped) leave the columns valid for the host, and the next hand-over to a
 //! plugin compacts them once.
 //!
+//! Fields that every record of the batch has (`fields:`, `enrich`) are kept once, in a shared
+//! section ([`FieldStore::shared_writer`]), and read as if each record had them: after its own
+//! fields, a record field of the same name taking the shared value in its place (as writing them
+//! into each record would). Sinks render them per record as they write; the first edit of a
+//! record's own fields, or a hand-over to a plugin, writes them into every record once.
+//!
 //! Nested values (JSON objects and arrays) are kept as their JSON text, which sinks writing JSON
 //! copy as they are; templates that reach into them (`{kubernetes.pod_name}`) parse that text.
 
@@ -231,6 +237,8 @@ pub struct FieldStore {
     strings: String,
     /// Per record, its first entry and one past its last.
     spans: Vec<(u32, u32)>,
+    /// Fields every record has, stored once: a store of one record (see the module comment).
+    shared: Option<Box<FieldStore>>,
 }
 
 impl FieldStore {
@@ -245,6 +253,9 @@ impl FieldStore {
 
     /// Whether no record has any field.
     pub fn is_empty(&self) -> bool {
+        if !self.spans.is_empty() && self.shared.as_ref().is_some_and(|s| !s.is_empty_at(0)) {
+            return false;
+        }
         self.spans.iter().all(|&(s, e)| {
             self.kinds[s as usize..e as usize]
                 .iter()
@@ -270,13 +281,43 @@ impl FieldStore {
         self.strings.reserve(bytes);
     }
 
-    /// The fields of `record`, in the order they were set.
+    /// The fields of `record`, in the order they were set (its own, then the shared ones it
+    /// does not have itself).
     pub fn iter(&self, record: usize) -> Iter<'_> {
         let (start, end) = self.spans.get(record).copied().unwrap_or((0, 0));
+        let shared = self.shared.as_deref().filter(|_| record < self.spans.len());
         Iter {
             store: self,
             at: start as usize,
             end: end as usize,
+            shared,
+            record,
+            shared_at: 0,
+        }
+    }
+
+    /// A writer of the fields every record has (`fields:`, `enrich`), kept once for the whole
+    /// batch: a key set here wins over a record's own field of that name. The store must cover
+    /// the batch's records already ([`FieldStore::cover`]).
+    pub fn shared_writer(&mut self) -> Writer<'_> {
+        self.shared
+            .get_or_insert_with(|| {
+                let mut one = FieldStore::new();
+                one.cover(1);
+                Box::new(one)
+            })
+            .writer(0)
+    }
+
+    /// Whether some fields are kept once for every record.
+    pub fn has_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Writes the shared fields into every record (before a record's own fields are edited).
+    fn materialize(&mut self) {
+        if self.shared.is_some() {
+            *self = self.compacted();
         }
     }
 
@@ -292,6 +333,12 @@ impl FieldStore {
 
     /// Field `key` of `record`.
     pub fn get(&self, record: usize, key: &str) -> Option<Value<'_>> {
+        if let Some(sh) = &self.shared
+            && record < self.spans.len()
+            && let Some(i) = sh.find(0, key)
+        {
+            return Some(sh.value(i));
+        }
         self.find(record, key).map(|i| self.value(i))
     }
 
@@ -341,6 +388,7 @@ impl FieldStore {
     /// A writer adding fields to `record` (growing the store to cover it). Setting a key the
     /// record already has replaces that field's value in place, as a map would.
     pub fn writer(&mut self, record: usize) -> Writer<'_> {
+        self.materialize();
         if self.spans.len() <= record {
             self.cover(record + 1);
         }
@@ -369,6 +417,7 @@ impl FieldStore {
 
     /// Removes the fields of `record` for which `drop(key)` is true.
     pub fn remove_where(&mut self, record: usize, mut drop: impl FnMut(&str) -> bool) {
+        self.materialize();
         let Some(&(start, end)) = self.spans.get(record) else {
             return;
         };
@@ -381,6 +430,7 @@ impl FieldStore {
 
     /// Removes field `key` of `record`, returning whether it had one.
     pub fn remove(&mut self, record: usize, key: &str) -> bool {
+        self.materialize();
         match self.find(record, key) {
             Some(i) => {
                 self.kinds[i] = GONE;
@@ -429,6 +479,9 @@ impl FieldStore {
 
     /// Whether the columns are exactly the WIT layout of the live fields, in record order.
     fn is_compact(&self) -> bool {
+        if self.shared.is_some() {
+            return false;
+        }
         let n = self.kinds.len();
         let mut at = 0u32;
         for &(s, e) in self.spans.iter().filter(|(s, e)| s != e) {
@@ -460,7 +513,8 @@ impl FieldStore {
             && pos as usize == self.strings.len()
     }
 
-    /// The store rebuilt in WIT layout: live fields only, in record order.
+    /// The store rebuilt in WIT layout: live fields only (shared ones written into every
+    /// record), in record order.
     fn compacted(&self) -> FieldStore {
         let mut out = FieldStore::new();
         out.reserve(self.kinds.len(), self.strings.len());
@@ -516,6 +570,7 @@ impl FieldStore {
                 floats: c.floats,
                 strings,
                 spans: p.spans,
+                shared: None,
             },
             _ => FieldStore::new(),
         }
@@ -633,6 +688,7 @@ impl FieldStore {
             floats: c.floats,
             strings,
             spans,
+            shared: None,
         })
     }
 
@@ -667,7 +723,10 @@ impl FieldStore {
 
     /// The bytes the store holds (columns and text), as counted against limits.
     pub fn size(&self) -> usize {
-        self.strings.len() + self.kinds.len() * 21 + 8 * (self.ints.len() + self.floats.len())
+        self.strings.len()
+            + self.kinds.len() * 21
+            + 8 * (self.ints.len() + self.floats.len())
+            + self.shared.as_ref().map_or(0, |s| s.size())
     }
 }
 
@@ -694,6 +753,10 @@ pub struct Iter<'a> {
     store: &'a FieldStore,
     at: usize,
     end: usize,
+    /// The shared fields, read after the record's own.
+    shared: Option<&'a FieldStore>,
+    record: usize,
+    shared_at: usize,
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -704,7 +767,26 @@ impl<'a> Iterator for Iter<'a> {
             let i = self.at;
             self.at += 1;
             if self.store.kinds[i] != GONE {
-                return Some((self.store.key(i), self.store.value(i)));
+                let key = self.store.key(i);
+                // A shared field takes the place of the record's own of the same name.
+                if let Some(sh) = self.shared
+                    && let Some(j) = sh.find(0, key)
+                {
+                    return Some((key, sh.value(j)));
+                }
+                return Some((key, self.store.value(i)));
+            }
+        }
+        let sh = self.shared?;
+        let (start, end) = sh.spans[0];
+        while (start as usize + self.shared_at) < end as usize {
+            let j = start as usize + self.shared_at;
+            self.shared_at += 1;
+            if sh.kinds[j] != GONE {
+                let key = sh.key(j);
+                if self.store.find(self.record, key).is_none() {
+                    return Some((key, sh.value(j)));
+                }
             }
         }
         None
@@ -906,6 +988,79 @@ impl FieldSink for serde_json::Map<String, serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `store()` with `status` and `pod` shared, and the same written into each record.
+    fn shared_and_written() -> (FieldStore, FieldStore) {
+        let shared_fields = |w: &mut Writer<'_>| {
+            w.int("status", 500);
+            w.json("pod", &serde_json::json!({"name": "web-1"}));
+        };
+        let mut shared = store();
+        shared_fields(&mut shared.shared_writer());
+        let mut written = store();
+        for r in 0..3 {
+            shared_fields(&mut written.writer(r));
+        }
+        (shared, written)
+    }
+
+    fn json_of(s: &FieldStore, r: usize) -> String {
+        let mut out = Vec::new();
+        s.write_json(r, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn shared_fields_read_per_record_as_if_written_into_each() {
+        let (shared, written) = shared_and_written();
+        assert!(shared.has_shared());
+        for r in 0..3 {
+            assert_eq!(json_of(&shared, r), json_of(&written, r), "record {r}");
+            assert_eq!(shared.get(r, "status"), Some(Value::Int(500)));
+            assert_eq!(shared.count(r), written.count(r));
+            assert!(!shared.is_empty_at(r));
+        }
+        assert_eq!(
+            json_of(&shared, 0),
+            r#"{"method":"GET","status":500,"ratio":0.5,"ok":true,"none":null,"pod":{"name":"web-1"}}"#,
+            "a record's own field takes the shared value in its place"
+        );
+        assert_eq!(
+            shared.lookup(1, "pod.name"),
+            Some(Found::Nested(serde_json::json!("web-1")))
+        );
+        assert!(shared.size() > store().size());
+    }
+
+    #[test]
+    fn editing_one_record_writes_the_shared_fields_into_every_record_first() {
+        let (mut shared, mut written) = shared_and_written();
+        shared.remove(1, "pod");
+        written.remove(1, "pod");
+        shared.writer(2).text("extra", "x");
+        written.writer(2).text("extra", "x");
+        assert!(!shared.has_shared());
+        for r in 0..3 {
+            assert_eq!(json_of(&shared, r), json_of(&written, r), "record {r}");
+        }
+        assert_eq!(
+            shared.get(0, "pod"),
+            Some(Value::Json(r#"{"name":"web-1"}"#))
+        );
+        assert_eq!(shared.get(1, "pod"), None);
+    }
+
+    #[test]
+    fn shared_fields_survive_retain_and_cross_to_a_plugin_in_every_record() {
+        let (mut shared, written) = shared_and_written();
+        shared.retain(&[false, true, true]);
+        assert_eq!(json_of(&shared, 0), json_of(&written, 1));
+        let (columns, _) = shared.into_columns();
+        let back = FieldStore::from_columns(columns, 2).unwrap();
+        assert!(!back.has_shared());
+        assert_eq!(json_of(&back, 0), json_of(&written, 1));
+        assert_eq!(json_of(&back, 1), json_of(&written, 2));
+    }
 
     /// Three records: typed fields, none, and a nested object.
     fn store() -> FieldStore {

@@ -181,20 +181,18 @@ impl Transform for Enrich {
                 k8s.insert(name.into(), serde_json::Value::Object(f.values.clone()));
             }
         }
-        // Serialised once per batch, copied into each record as JSON text.
+        // Serialised once per batch.
         let k8s = (!k8s.is_empty()).then(|| serde_json::Value::Object(k8s).to_string());
         let file = self
             .file
             .then(|| batch.source().path.to_string_lossy().into_owned());
-        let fields = batch.fields_mut();
-        for r in 0..fields.records() {
-            let mut w = fields.writer(r);
-            if let Some(k) = &k8s {
-                w.value("kubernetes", Value::Json(k));
-            }
-            if let Some(p) = &file {
-                w.text("file", p);
-            }
+        // Kept once for the batch; sinks write them into each record.
+        let mut w = batch.fields_mut().shared_writer();
+        if let Some(k) = &k8s {
+            w.value("kubernetes", Value::Json(k));
+        }
+        if let Some(p) = &file {
+            w.text("file", p);
         }
     }
 }

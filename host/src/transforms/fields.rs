@@ -1,5 +1,6 @@
 //! Static enrichment: `fields: { cluster: prod-eu-1, pod: "${POD_NAME}" }` sets the same fields
-//! on every record of the stream (after the parser, so these values win).
+//! on every record of the stream (after the parser, so these values win). They are kept once per
+//! batch, in the field store's shared section, and written per record only by the sinks.
 
 use crate::event::Batch;
 use crate::stats::StreamStats;
@@ -12,12 +13,9 @@ pub struct AddFields {
 
 impl Transform for AddFields {
     fn process(&mut self, batch: &mut Batch, _stats: &StreamStats) {
-        let fields = batch.fields_mut();
-        for r in 0..fields.records() {
-            let mut w = fields.writer(r);
-            for (k, v) in &self.fields {
-                w.json(k, v);
-            }
+        let mut w = batch.fields_mut().shared_writer();
+        for (k, v) in &self.fields {
+            w.json(k, v);
         }
     }
 }
