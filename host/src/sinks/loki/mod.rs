@@ -9,7 +9,8 @@
 //! `X-Scope-OrgID`. A 400 (entries out of order or too old) is permanent for the whole push and
 //! goes to the dead-letter sink.
 
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
@@ -96,11 +97,15 @@ impl LokiConfig {
     /// The request body's encoder; label sets past `max_label_sets` are counted in `stats`.
     pub(crate) fn encoder(&self, stats: Arc<crate::stats::SinkStats>) -> impl Encoder + use<> {
         PushEncoder {
-            labels: self
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), Template::parse(v)))
-                .collect(),
+            labels: {
+                let mut labels: Vec<(String, Template)> = self
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Template::parse(v)))
+                    .collect();
+                labels.sort_by(|a, b| a.0.cmp(&b.0));
+                labels
+            },
             encoding: self.encoding,
             max_label_sets: self.max_label_sets,
             seen: Mutex::default(),
@@ -109,10 +114,14 @@ impl LokiConfig {
     }
 }
 
-/// One label set's labels and entries (time, line).
-type Group<'a> = (BTreeMap<&'a str, String>, Vec<(jiff::Timestamp, String)>);
+/// One label set's labels and entries (time, line borrowed from its batch).
+type Group<'a> = (
+    BTreeMap<&'a str, String>,
+    Vec<(jiff::Timestamp, Cow<'a, str>)>,
+);
 
 struct PushEncoder {
+    /// Label names (sorted) and their templates.
     labels: Vec<(String, Template)>,
     encoding: LokiEncoding,
     max_label_sets: usize,
@@ -131,39 +140,77 @@ fn label_string(labels: &BTreeMap<&str, String>) -> String {
 }
 
 impl PushEncoder {
-    fn label_set(&self, batch: &crate::event::Batch, i: usize) -> (String, BTreeMap<&str, String>) {
+    /// Record `i`'s label set before the cardinality guard, as [`label_string`] writes it,
+    /// into `out` (`value` is scratch).
+    fn raw_label_string(
+        &self,
+        batch: &crate::event::Batch,
+        i: usize,
+        out: &mut Vec<u8>,
+        value: &mut String,
+    ) {
+        out.clear();
+        out.push(b'{');
+        // `labels` is sorted by name, as the label string wants.
+        for (k, t) in &self.labels {
+            value.clear();
+            t.render_into(batch, i, value);
+            if value.is_empty() {
+                continue;
+            }
+            if out.len() > 1 {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(k.as_bytes());
+            out.push(b'=');
+            crate::event::fields::write_json_str(out, value);
+        }
+        out.push(b'}');
+    }
+
+    /// Record `i`'s label string and labels, through the cardinality guard: past
+    /// `max_label_sets` distinct sets, field-filled values become `_other_` (the `bool`).
+    fn label_set(
+        &self,
+        batch: &crate::event::Batch,
+        i: usize,
+    ) -> (String, BTreeMap<&str, String>, bool) {
         let mut labels: BTreeMap<&str, String> = self
             .labels
             .iter()
             .map(|(k, t)| (k.as_str(), t.render(batch, i)))
             .filter(|(_, v)| !v.is_empty())
             .collect();
-        let mut key = label_string(&labels);
+        let key = label_string(&labels);
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if !seen.contains(&key) {
-            if seen.len() < self.max_label_sets {
-                seen.insert(key.clone());
-            } else {
-                if self
-                    .stats
-                    .label_overflow
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    == 0
-                {
-                    tracing::warn!(
-                        max_label_sets = self.max_label_sets,
-                        "too many distinct Loki label sets; templated values become _other_"
-                    );
-                }
-                for (k, t) in &self.labels {
-                    if t.uses_fields() {
-                        labels.insert(k.as_str(), "_other_".into());
-                    }
-                }
-                key = label_string(&labels);
+        if seen.contains(&key) {
+            return (key, labels, false);
+        }
+        if seen.len() < self.max_label_sets {
+            seen.insert(key.clone());
+            return (key, labels, false);
+        }
+        for (k, t) in &self.labels {
+            if t.uses_fields() {
+                labels.insert(k.as_str(), "_other_".into());
             }
         }
-        (key, labels)
+        (label_string(&labels), labels, true)
+    }
+
+    /// Counts one record whose label set was past the guard (and says so the first time).
+    fn count_overflow(&self) {
+        if self
+            .stats
+            .label_overflow
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            tracing::warn!(
+                max_label_sets = self.max_label_sets,
+                "too many distinct Loki label sets; templated values become _other_"
+            );
+        }
     }
 }
 
@@ -215,18 +262,33 @@ impl Encoder for PushEncoder {
     }
 
     fn encode(&self, request: &Request, out: &mut Vec<u8>) {
-        // Group by label set, keeping each group's labels, then sort each group by time.
-        let mut groups: IndexMap<String, Group> = IndexMap::new();
+        // Group by label set, keeping each group's labels, then sort each group by time. A
+        // record's label string is rendered into one reused buffer and looked up; only a label
+        // set new to this request goes through the cardinality guard and allocates.
+        let mut groups: IndexMap<String, Group<'_>> = IndexMap::new();
+        let mut index: HashMap<Vec<u8>, (usize, bool)> = HashMap::new();
+        let (mut raw, mut value) = (Vec::new(), String::new());
         for part in &request.parts {
             let b = &part.batch;
             for i in part.range.clone() {
-                let (key, labels) = self.label_set(b, i);
-                let line = crate::event::text(b.line_at(i)).into_owned();
-                groups
-                    .entry(key)
-                    .or_insert_with(|| (labels, Vec::new()))
+                self.raw_label_string(b, i, &mut raw, &mut value);
+                let (g, overflowed) = match index.get(&raw) {
+                    Some(&found) => found,
+                    None => {
+                        let (key, labels, overflowed) = self.label_set(b, i);
+                        let entry = groups.entry(key);
+                        let g = entry.index();
+                        entry.or_insert_with(|| (labels, Vec::new()));
+                        index.insert(raw.clone(), (g, overflowed));
+                        (g, overflowed)
+                    }
+                };
+                if overflowed {
+                    self.count_overflow();
+                }
+                groups[g]
                     .1
-                    .push((b.event_time(i), line));
+                    .push((b.event_time(i), crate::event::text(b.line_at(i))));
             }
         }
         for (_, entries) in groups.values_mut() {
@@ -234,48 +296,107 @@ impl Encoder for PushEncoder {
         }
         match self.encoding {
             LokiEncoding::Protobuf => {
-                let push = PushRequest {
-                    streams: groups
-                        .into_iter()
-                        .map(|(labels, (_, entries))| StreamAdapter {
-                            labels,
-                            entries: entries
-                                .into_iter()
-                                .map(|(t, line)| EntryAdapter {
-                                    timestamp: Some(Timestamp {
-                                        seconds: t.as_second(),
-                                        nanos: t.subsec_nanosecond(),
-                                    }),
-                                    line,
-                                })
-                                .collect(),
-                            hash: 0,
-                        })
-                        .collect(),
-                };
-                let raw = prost::Message::encode_to_vec(&push);
+                let mut raw = Vec::with_capacity(request.bytes + request.records * 16);
+                write_push_request(&groups, &mut raw);
                 *out = snap::raw::Encoder::new()
                     .compress_vec(&raw)
                     .expect("snappy compresses any input");
             }
-            LokiEncoding::Json => {
-                let streams: Vec<serde_json::Value> = groups
-                    .into_values()
-                    .map(|(labels, entries)| {
-                        let values: Vec<serde_json::Value> = entries
-                            .into_iter()
-                            .map(|(t, line)| {
-                                serde_json::json!([t.as_nanosecond().to_string(), line])
-                            })
-                            .collect();
-                        serde_json::json!({ "stream": labels, "values": values })
-                    })
-                    .collect();
-                serde_json::to_writer(&mut *out, &serde_json::json!({ "streams": streams }))
-                    .expect("writing to a Vec");
+            LokiEncoding::Json => write_push_json(&groups, out),
+        }
+    }
+}
+
+/// `logproto.PushRequest` as prost writes it (fields at their default value left out), from
+/// borrowed lines.
+fn write_push_request(groups: &IndexMap<String, Group<'_>>, out: &mut Vec<u8>) {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+    let len_of = |n: usize| encoded_len_varint(n as u64) + n;
+    let int_len = |tag_and_value: u64| {
+        if tag_and_value == 0 {
+            0
+        } else {
+            1 + encoded_len_varint(tag_and_value)
+        }
+    };
+    let time_len =
+        |t: &jiff::Timestamp| int_len(t.as_second() as u64) + int_len(t.subsec_nanosecond() as u64);
+    let entry_len = |(t, line): &(jiff::Timestamp, Cow<'_, str>)| {
+        1 + len_of(time_len(t))
+            + if line.is_empty() {
+                0
+            } else {
+                1 + len_of(line.len())
+            }
+    };
+    for (labels, (_, entries)) in groups {
+        let stream_len = if labels.is_empty() {
+            0
+        } else {
+            1 + len_of(labels.len())
+        } + entries
+            .iter()
+            .map(|e| 1 + len_of(entry_len(e)))
+            .sum::<usize>();
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(stream_len as u64, out);
+        if !labels.is_empty() {
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(labels.len() as u64, out);
+            out.extend_from_slice(labels.as_bytes());
+        }
+        for e in entries {
+            encode_key(2, WireType::LengthDelimited, out);
+            encode_varint(entry_len(e) as u64, out);
+            let (t, line) = e;
+            encode_key(1, WireType::LengthDelimited, out);
+            encode_varint(time_len(t) as u64, out);
+            if t.as_second() != 0 {
+                encode_key(1, WireType::Varint, out);
+                encode_varint(t.as_second() as u64, out);
+            }
+            if t.subsec_nanosecond() != 0 {
+                encode_key(2, WireType::Varint, out);
+                encode_varint(t.subsec_nanosecond() as u64, out);
+            }
+            if !line.is_empty() {
+                encode_key(2, WireType::LengthDelimited, out);
+                encode_varint(line.len() as u64, out);
+                out.extend_from_slice(line.as_bytes());
             }
         }
     }
+}
+
+/// Loki's JSON push body: `{"streams":[{"stream":{labels},"values":[["ns","line"],...]}]}`.
+fn write_push_json(groups: &IndexMap<String, Group<'_>>, out: &mut Vec<u8>) {
+    use crate::event::fields::write_json_str;
+    out.extend_from_slice(b"{\"streams\":[");
+    for (n, (labels, entries)) in groups.values().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"stream\":{");
+        for (m, (k, v)) in labels.iter().enumerate() {
+            if m > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, k);
+            out.push(b':');
+            write_json_str(out, v);
+        }
+        out.extend_from_slice(b"},\"values\":[");
+        for (m, (t, line)) in entries.iter().enumerate() {
+            if m > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(format!("[\"{}\",", t.as_nanosecond()).as_bytes());
+            write_json_str(out, line);
+            out.push(b']');
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}");
 }
 
 #[cfg(test)]
