@@ -440,6 +440,28 @@ impl FieldStore {
         }
     }
 
+    /// Renames field `from` of `record` to `to`, returning whether it had one. As a map does it
+    /// (remove, then insert): the field goes last under its new name, or takes the place of a
+    /// field already named `to` (renaming a field to its own name moves it last). Numbers keep their slot; only a text value's bytes are copied.
+    pub fn rename(&mut self, record: usize, from: &str, to: &str) -> bool {
+        self.materialize();
+        let Some(i) = self.find(record, from) else {
+            return false;
+        };
+        let (kind, slot) = (self.kinds[i], self.slots[i]);
+        let text = matches!(kind, TEXT | JSON).then(|| {
+            self.strings[self.key_ends[i] as usize..self.value_ends[i] as usize].to_owned()
+        });
+        self.kinds[i] = GONE;
+        let mut w = self.writer(record);
+        let j = w.entry(to, kind, slot);
+        if let Some(text) = text {
+            w.store.strings.push_str(&text);
+            w.store.value_ends[j] = w.store.strings.len() as u32;
+        }
+        true
+    }
+
     /// Removes every field of `record`.
     pub fn clear(&mut self, record: usize) {
         self.remove_where(record, |_| true);
@@ -1154,6 +1176,39 @@ mod tests {
         assert_eq!(t, "web-1");
         assert!(s.lookup(2, "k8s.pod.none").is_none());
         assert_eq!(s.to_map(2)["k8s"]["n"], serde_json::json!([1, 2]));
+    }
+
+    #[test]
+    fn rename_behaves_as_remove_then_insert_on_a_map() {
+        let mut s = store();
+        let mut m = s.to_map(0);
+        for (from, to) in [
+            ("method", "verb"),
+            ("ratio", "status"),
+            ("ok", "ok"),
+            ("gone", "x"),
+        ] {
+            let had = s.rename(0, from, to);
+            assert_eq!(had, m.contains_key(from), "{from} -> {to}");
+            if let Some(v) = m.shift_remove(from) {
+                m.insert(to.to_string(), v);
+            }
+            assert_eq!(s.to_map(0), m, "after {from} -> {to}");
+            assert_eq!(
+                s.iter(0).map(|(k, _)| k).collect::<Vec<_>>(),
+                m.keys().map(String::as_str).collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(s.get(0, "verb"), Some(Value::Text("GET")));
+        assert_eq!(s.get(0, "status"), Some(Value::Float(0.5)));
+        // Other records are untouched; a rename in a batch with shared fields sees them.
+        assert_eq!(s.get(2, "é").and_then(|v| v.as_str()), Some("ünï"));
+        let (mut shared, mut written) = shared_and_written();
+        assert!(shared.rename(1, "pod", "owner"));
+        written.rename(1, "pod", "owner");
+        for r in 0..3 {
+            assert_eq!(json_of(&shared, r), json_of(&written, r), "record {r}");
+        }
     }
 
     #[test]

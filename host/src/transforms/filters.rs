@@ -187,10 +187,7 @@ impl Transform for Filter {
                     for (from, to) in pairs.iter() {
                         // As a map does: the field goes last under its new name (or takes the
                         // place of a field already named so).
-                        if let Some(v) = fields.get(r, from).map(|v| v.to_json()) {
-                            fields.remove(r, from);
-                            fields.writer(r).json(to, &v);
-                        }
+                        fields.rename(r, from, to);
                     }
                 }
             }

@@ -41,7 +41,8 @@ use super::util::http::{Compression, HttpSettings, Response, endpoint};
 use super::util::retry::{Outcome, classify_status};
 use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
-use crate::event::{Batch, Fields};
+use crate::event::Batch;
+use crate::event::fields::Value;
 use proto::{AnyValue, KeyValue, LogRecord};
 
 /// The request body encoding.
@@ -173,66 +174,92 @@ struct LogsEncoder {
 /// One resource's attributes and records.
 type Group = (Vec<(String, String)>, Vec<LogRecord>);
 
+/// The last `kubernetes` object's text (none: the record had none) and its attributes.
+type K8sCache = Option<(Option<String>, Vec<(String, String)>)>;
+
+/// Sets resource attribute `k` (an empty value sets nothing; a later value replaces an earlier).
+fn set_attribute(attrs: &mut Vec<(String, String)>, k: String, v: String) {
+    if v.is_empty() {
+        return;
+    }
+    match attrs.iter_mut().find(|(key, _)| *key == k) {
+        Some(slot) => slot.1 = v,
+        None => attrs.push((k, v)),
+    }
+}
+
 impl LogsEncoder {
-    /// Record `i`'s resource attributes, in a stable order.
-    fn resource_of(&self, batch: &Batch, i: usize) -> Vec<(String, String)> {
+    /// Record `i`'s resource attributes, in a stable order. `k8s` keeps the Kubernetes
+    /// attributes of the last `kubernetes` object seen (records of a batch share one), so the
+    /// object is parsed once per distinct text, not per record.
+    fn resource_of(&self, batch: &Batch, i: usize, k8s: &mut K8sCache) -> Vec<(String, String)> {
         let mut attrs: Vec<(String, String)> = Vec::new();
-        let mut set = |k: String, v: String| {
-            if v.is_empty() {
-                return;
-            }
-            match attrs.iter_mut().find(|(key, _)| *key == k) {
-                Some(slot) => slot.1 = v,
-                None => attrs.push((k, v)),
-            }
-        };
         if self.kubernetes {
-            // Off the columnar path for now: the object is parsed from its JSON text.
-            let kubernetes = batch.fields().get(i, "kubernetes").map(|v| v.to_json());
-            let pod = kubernetes.as_ref().and_then(|k| k.as_object());
-            for ((attr, field, _), env) in K8S.iter().zip(&self.k8s_env) {
-                let from_record = pod.and_then(|p| p.get(*field)).and_then(|v| v.as_str());
-                if let Some(v) = from_record.or(env.as_deref()) {
-                    set(attr.to_string(), v.to_string());
-                }
+            let text = match batch.fields().get(i, "kubernetes") {
+                Some(Value::Json(t)) => Some(t),
+                _ => None,
+            };
+            if k8s.as_ref().is_none_or(|(seen, _)| seen.as_deref() != text) {
+                *k8s = Some((text.map(str::to_string), self.kubernetes_attributes(text)));
             }
-            for (key, prefix) in [
-                ("labels", "k8s.pod.label."),
-                ("annotations", "k8s.pod.annotation."),
-            ] {
-                if let Some(map) = pod.and_then(|p| p.get(key)).and_then(|m| m.as_object()) {
-                    for (k, v) in map {
-                        set(format!("{prefix}{k}"), json_text(v));
-                    }
-                }
+            if let Some((_, known)) = k8s {
+                attrs.clone_from(known);
             }
         }
         for (k, t) in &self.resource {
-            set(k.clone(), t.render(batch, i));
+            set_attribute(&mut attrs, k.clone(), t.render(batch, i));
+        }
+        attrs
+    }
+
+    /// The Kubernetes resource attributes of a record's `kubernetes` object (its JSON text),
+    /// falling back to the Downward API values for what it does not say.
+    fn kubernetes_attributes(&self, text: Option<&str>) -> Vec<(String, String)> {
+        let mut attrs = Vec::new();
+        let parsed: Option<serde_json::Value> = text.and_then(|t| serde_json::from_str(t).ok());
+        let pod = parsed.as_ref().and_then(|k| k.as_object());
+        for ((attr, field, _), env) in K8S.iter().zip(&self.k8s_env) {
+            let from_record = pod.and_then(|p| p.get(*field)).and_then(|v| v.as_str());
+            if let Some(v) = from_record.or(env.as_deref()) {
+                set_attribute(&mut attrs, attr.to_string(), v.to_string());
+            }
+        }
+        for (key, prefix) in [
+            ("labels", "k8s.pod.label."),
+            ("annotations", "k8s.pod.annotation."),
+        ] {
+            if let Some(map) = pod.and_then(|p| p.get(key)).and_then(|m| m.as_object()) {
+                for (k, v) in map {
+                    set_attribute(&mut attrs, format!("{prefix}{k}"), json_text(v));
+                }
+            }
         }
         attrs
     }
 
     fn log_record(&self, batch: &Batch, i: usize) -> LogRecord {
         let record = &batch.records()[i];
-        // Off the columnar path for now: the record's fields as a map.
-        let map = batch.has_fields(i).then(|| batch.fields().to_map(i));
-        let fields = map.as_ref();
-        let field = |name: &str| fields.and_then(|f| f.get(name));
+        let fields = batch.fields();
+        // A null field (or a float JSON cannot write, which it would turn into null) is absent.
+        let field = |name: &str| {
+            fields
+                .get(i, name)
+                .filter(|v| !matches!(v, Value::Null) && v.as_f64().is_none_or(f64::is_finite))
+        };
         let mut rec = LogRecord {
             time_unix_nano: batch.time(i).map_or(0, unix_nanos),
             observed_time_unix_nano: jiff::Timestamp::try_from(batch.read_at())
                 .map_or(0, unix_nanos),
             ..LogRecord::default()
         };
-        let severity = field(&self.severity_field).filter(|v| !v.is_null());
+        let severity = field(&self.severity_field);
         if let Some(v) = severity {
-            rec.severity_text = json_text(v);
+            rec.severity_text = v.to_string();
             rec.severity_number = severity_number(&rec.severity_text);
         }
-        let body = field(&self.body_field).filter(|v| !v.is_null());
+        let body = field(&self.body_field);
         rec.body = Some(match body {
-            Some(v) => AnyValue::from_json(v),
+            Some(v) => any_value(v),
             None => {
                 let line = batch.line(record);
                 match std::str::from_utf8(line) {
@@ -243,16 +270,25 @@ impl LogsEncoder {
                 }
             }
         });
-        let trace_id = field("trace_id").and_then(|v| hex_id(v, 16));
-        let span_id = field("span_id").and_then(|v| hex_id(v, 8));
-        if let Some(f) = fields {
-            rec.attributes = self.attributes(
-                f,
-                severity.is_some(),
-                body.is_some(),
-                [trace_id.is_some(), span_id.is_some()],
-            );
-        }
+        let trace_id = fields.get(i, "trace_id").and_then(|v| hex_id(v, 16));
+        let span_id = fields.get(i, "span_id").and_then(|v| hex_id(v, 8));
+        let (severity_used, body_used) = (severity.is_some(), body.is_some());
+        let (trace_used, span_used) = (trace_id.is_some(), span_id.is_some());
+        // The record's fields as attributes, without those that went elsewhere.
+        rec.attributes = fields
+            .iter(i)
+            .filter(|&(k, _)| {
+                !(severity_used && k == self.severity_field
+                    || body_used && k == self.body_field
+                    || self.kubernetes && k == "kubernetes"
+                    || trace_used && k == "trace_id"
+                    || span_used && k == "span_id")
+            })
+            .map(|(k, v)| KeyValue {
+                key: k.to_string(),
+                value: Some(any_value(v)),
+            })
+            .collect();
         rec.trace_id = trace_id.unwrap_or_default();
         rec.span_id = span_id.unwrap_or_default();
         rec.attributes.push(KeyValue::string(
@@ -264,37 +300,16 @@ impl LogsEncoder {
         rec
     }
 
-    /// The record's fields as attributes, without those that went elsewhere.
-    fn attributes(
-        &self,
-        fields: &Fields,
-        severity_used: bool,
-        body_used: bool,
-        [trace_used, span_used]: [bool; 2],
-    ) -> Vec<KeyValue> {
-        fields
-            .iter()
-            .filter(|(k, _)| {
-                let k = k.as_str();
-                !(severity_used && k == self.severity_field
-                    || body_used && k == self.body_field
-                    || self.kubernetes && k == "kubernetes"
-                    || trace_used && k == "trace_id"
-                    || span_used && k == "span_id")
-            })
-            .map(|(k, v)| KeyValue::json(k, v))
-            .collect()
-    }
-
     /// The request's records as an `ExportLogsServiceRequest`, one `ResourceLogs` per distinct
     /// resource, records in their batch order.
     fn export_request(&self, request: &Request) -> proto::ExportLogsServiceRequest {
         let mut groups: IndexMap<String, Group> = IndexMap::new();
         let mut key = String::new();
+        let mut k8s = None;
         for part in &request.parts {
             let b = &part.batch;
             for i in part.range.clone() {
-                let resource = self.resource_of(b, i);
+                let resource = self.resource_of(b, i, &mut k8s);
                 key.clear();
                 for (k, v) in &resource {
                     key.push_str(k);
@@ -404,8 +419,24 @@ fn json_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// A field value as an `AnyValue`: integers as `int_value`, floats as `double_value` (one that
+/// is not finite as an empty value, as JSON has no such number), nested objects and arrays
+/// (kept as JSON text, parsed here) as key-value lists and arrays; `null` as an empty value.
+fn any_value(v: Value<'_>) -> AnyValue {
+    let value = match v {
+        Value::Null => None,
+        Value::Bool(b) => Some(proto::Value::BoolValue(b)),
+        Value::Int(i) => Some(proto::Value::IntValue(i)),
+        Value::Float(f) if f.is_finite() => Some(proto::Value::DoubleValue(f)),
+        Value::Float(_) => None,
+        Value::Text(s) => Some(proto::Value::StringValue(s.to_string())),
+        Value::Json(_) => return AnyValue::from_json(&v.to_json()),
+    };
+    AnyValue { value }
+}
+
 /// A trace or span id: `len` bytes written as hex digits, not all zero.
-fn hex_id(v: &serde_json::Value, len: usize) -> Option<Vec<u8>> {
+fn hex_id(v: Value<'_>, len: usize) -> Option<Vec<u8>> {
     let s = v.as_str()?;
     if s.len() != len * 2 {
         return None;
@@ -588,8 +619,11 @@ mod tests {
                 serde_json::json!({"node": "n7"}),
             ],
         );
+        // One cache over both records, as a request uses it: the second record's lack of a
+        // `kubernetes` object must not reuse the first's.
+        let mut cache = None;
         assert_eq!(
-            e.resource_of(&b, 0),
+            e.resource_of(&b, 0, &mut cache),
             [
                 ("k8s.pod.name", "web-1"),
                 ("k8s.namespace.name", "env-ns"),
@@ -599,7 +633,7 @@ mod tests {
             ]
             .map(|(k, v)| (k.to_string(), v.to_string()))
         );
-        let second = e.resource_of(&b, 1);
+        let second = e.resource_of(&b, 1, &mut cache);
         assert!(second.contains(&("k8s.node.name".into(), "n7".into())));
         assert!(second.contains(&("k8s.pod.name".into(), "env-pod".into())));
     }
