@@ -106,19 +106,41 @@ pub(crate) fn run<P: Plugin>(plugin: &mut P, batch: &wit::Batch) -> Result<wit::
     let mut fields = FieldCursor::new(&batch.fields);
     // Records kept unchanged so far, not yet written out: while every record is, nothing is.
     let mut unchanged = 0usize;
+    let mut spare = Vec::new();
     for i in 0..n {
-        let mut rec = Record::new(batch, i, fields.next_record(i));
+        let mut rec = Record::reusing(batch, i, fields.next_record(i), spare);
         let verdict = plugin.process(&mut rec);
         if verdict == Verdict::Keep && rec.is_unchanged() && unchanged == i {
             unchanged += 1;
+            spare = rec.into_spare();
             continue;
         }
         if unchanged != usize::MAX {
-            // The first record not kept as it came: write out the ones before it.
-            out.out.sources.reserve(n);
-            out.out.changes.reserve(n);
-            out.out.sources.extend(0..unchanged as u32);
-            out.out.changes.resize(unchanged, 0);
+            // The first record not kept as it came: write out the ones before it, and make
+            // room for the rest once (by what this record's changes take, times the records
+            // left), instead of doubling each column a dozen times.
+            let o = &mut out.out;
+            o.sources.reserve(n);
+            o.changes.reserve(n);
+            o.sources.extend(0..unchanged as u32);
+            o.changes.resize(unchanged, 0);
+            let left = n - i;
+            if let Some(list) = &rec.fields {
+                // Capped, so one odd record cannot make a huge reservation.
+                let count = (list.len() * left).min(32 * n);
+                let bytes: usize = list.iter().map(|(k, v)| k.len() + v.text_len()).sum();
+                let bytes = (bytes * left).min(2 * batch.data.len() + bytes);
+                let f = &mut o.fields;
+                f.owners.reserve(count);
+                f.kinds.reserve(count);
+                f.key_ends.reserve(count);
+                f.value_ends.reserve(count);
+                f.strings.reserve(bytes);
+            }
+            if rec.time.is_some() {
+                o.times.seconds.reserve(left);
+                o.times.nanos.reserve(left);
+            }
             unchanged = usize::MAX;
         }
         match verdict {
@@ -134,6 +156,7 @@ pub(crate) fn run<P: Plugin>(plugin: &mut P, batch: &wit::Batch) -> Result<wit::
                 }
             }
         }
+        spare = rec.into_spare();
     }
     crate::flush_counts();
     if unchanged == n {

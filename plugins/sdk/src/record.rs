@@ -61,7 +61,7 @@ impl Emit {
     }
 }
 
-type FieldList<'a> = Vec<(Cow<'a, str>, Value<'a>)>;
+pub(crate) type FieldList<'a> = Vec<(Cow<'a, str>, Value<'a>)>;
 
 /// One input record: its line, time and fields, which a plugin reads and changes.
 ///
@@ -77,6 +77,8 @@ pub struct Record<'a> {
     pub(crate) time: Option<Timestamp>,
     pub(crate) fields: Option<FieldList<'a>>,
     pub(crate) route: Option<Vec<String>>,
+    /// An empty list to take when the fields are first changed.
+    spare: FieldList<'a>,
 }
 
 fn reborrow<'s>(v: &'s Value<'_>) -> Value<'s> {
@@ -110,8 +112,15 @@ pub(crate) fn input_time(batch: &wit::Batch, index: usize) -> Option<Timestamp> 
 }
 
 impl<'a> Record<'a> {
-    pub(crate) fn new(batch: &'a wit::Batch, index: usize, fields: FieldRange<'a>) -> Self {
+    /// A record that reuses `spare` (empty) as its field list if its fields are changed.
+    pub(crate) fn reusing(
+        batch: &'a wit::Batch,
+        index: usize,
+        fields: FieldRange<'a>,
+        spare: FieldList<'a>,
+    ) -> Self {
         Record {
+            spare,
             batch,
             index,
             input_line: input_line(batch, index),
@@ -204,9 +213,21 @@ impl<'a> Record<'a> {
     }
 
     fn fields_mut(&mut self) -> &mut FieldList<'a> {
-        let input = self.input_fields;
-        self.fields
-            .get_or_insert_with(|| input.iter().map(|(k, v)| (Cow::Borrowed(k), v)).collect())
+        if self.fields.is_none() {
+            // The list an earlier record of the batch left (emptied), so a parser does not
+            // allocate and grow one per record.
+            let mut list = std::mem::take(&mut self.spare);
+            list.extend(self.input_fields.iter().map(|(k, v)| (Cow::Borrowed(k), v)));
+            self.fields = Some(list);
+        }
+        self.fields.get_or_insert_with(Vec::new)
+    }
+
+    /// The record's field list, emptied, for the next record to reuse.
+    pub(crate) fn into_spare(self) -> FieldList<'a> {
+        let mut list = self.fields.unwrap_or(self.spare);
+        list.clear();
+        list
     }
 
     /// Sets field `key` (replacing its value if it exists, else appending it).

@@ -242,13 +242,18 @@ mod tests {
             (b"drop", serde_json::Value::Null),
             (b"keep", serde_json::json!({"k": "v"})),
             (b"change", serde_json::json!({"n": 41, "gone": true})),
+            // A second changed record reuses the first's field list: none of it may remain.
+            (b"change", serde_json::json!({"n": 1})),
             (b"split", serde_json::json!({"k": "v"})),
             (b"other", serde_json::Value::Null),
         ]);
         let lines: Vec<&str> = out.iter().map(|o| o.line.as_str()).collect();
-        assert_eq!(lines, ["keep", "changed", "a", "b", "other"]);
+        assert_eq!(lines, ["keep", "changed", "changed", "a", "b", "other"]);
         let sources: Vec<usize> = out.iter().map(|o| o.source).collect();
-        assert_eq!(sources, [1, 2, 3, 3, 4]);
+        assert_eq!(sources, [1, 2, 3, 4, 4, 5]);
+        let second = serde_json::json!({"n": 2, "word": "x"});
+        assert_eq!(out[2].fields, second.as_object().unwrap().clone());
+        assert!(out[5].fields.is_empty());
         assert_eq!(
             out[0].fields,
             serde_json::json!({"k": "v"}).as_object().unwrap().clone()
@@ -261,17 +266,17 @@ mod tests {
                 .clone()
         );
         assert_eq!(
-            out[3].fields,
+            out[4].fields,
             serde_json::json!({"k": "v", "part": 2})
                 .as_object()
                 .unwrap()
                 .clone()
         );
         assert_eq!(
-            out[4].route.as_deref(),
+            out[5].route.as_deref(),
             Some(&["errors".to_string(), "archive".to_string()][..])
         );
-        assert_eq!(counts().get("changed"), Some(&1));
+        assert_eq!(counts().get("changed"), Some(&2));
     }
 
     /// Drops only records saying `drop`, keeps the rest unchanged.

@@ -32,6 +32,14 @@ impl Value<'_> {
         }
     }
 
+    /// The bytes the value takes in the string column.
+    pub(crate) fn text_len(&self) -> usize {
+        match self {
+            Value::Str(s) | Value::Json(s) => s.len(),
+            _ => 0,
+        }
+    }
+
     /// An owned copy that no longer borrows from the batch.
     pub fn into_owned(self) -> Value<'static> {
         match self {

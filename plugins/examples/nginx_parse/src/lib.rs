@@ -41,7 +41,7 @@ impl<'a> Cursor<'a> {
 
     fn token(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest();
-        let end = rest.iter().position(|&b| b == b' ')?;
+        let end = memchr::memchr(b' ', rest)?;
         self.at += end + 1;
         Some(&rest[..end])
     }
@@ -53,7 +53,7 @@ impl<'a> Cursor<'a> {
     fn bracketed(&mut self) -> Option<&'a [u8]> {
         self.eat(b'[')?;
         let rest = self.rest();
-        let end = rest.iter().position(|&b| b == b']')?;
+        let end = memchr::memchr(b']', rest)?;
         self.at += end + 1;
         Some(&rest[..end])
     }
@@ -64,14 +64,17 @@ impl<'a> Cursor<'a> {
         self.eat(b'"')?;
         let start = self.at;
         let mut i = start;
-        while i < self.line.len() {
-            match self.line[i] {
-                b'\\' => i += 2,
-                b'"' => {
-                    self.at = i + 1;
-                    return Some(&self.line[start..i]);
-                }
-                _ => i += 1,
+        while let Some(found) = self
+            .line
+            .get(i..)
+            .and_then(|r| memchr::memchr2(b'\\', b'"', r))
+        {
+            i += found;
+            if self.line[i] == b'\\' {
+                i += 2;
+            } else {
+                self.at = i + 1;
+                return Some(&self.line[start..i]);
             }
         }
         if lenient {
@@ -106,7 +109,7 @@ pub fn parse(line: &[u8]) -> Option<Access<'_>> {
         return None;
     }
     let status = number(status)?;
-    let combined = c.rest().contains(&b' ');
+    let combined = memchr::memchr(b' ', c.rest()).is_some();
     let bytes = if combined { c.token()? } else { c.rest() };
     let bytes = if bytes == b"-" { 0 } else { number(bytes)? };
     let (referrer, user_agent) = if combined {
@@ -183,7 +186,13 @@ pub fn parse_time(t: &[u8]) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
 }
 
-fn text(b: &[u8]) -> Value<'_> {
+/// Part `b` of `line` as text: borrowed from `whole` (the line, checked as UTF-8 once) when
+/// the line is UTF-8, else checked on its own (a lossy copy when it is not UTF-8 either).
+fn text<'a>(line: &'a [u8], whole: Option<&'a str>, b: &'a [u8]) -> Value<'a> {
+    let start = (b.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+    if let Some(s) = whole.and_then(|w| w.get(start..start + b.len())) {
+        return Value::Str(Cow::Borrowed(s));
+    }
     match std::str::from_utf8(b) {
         Ok(s) => Value::Str(Cow::Borrowed(s)),
         Err(_) => Value::Str(Cow::Owned(String::from_utf8_lossy(b).into_owned())),
@@ -197,7 +206,10 @@ impl Plugin for NginxParse {
     }
 
     fn process(&mut self, record: &mut Record<'_>) -> Verdict {
-        let Some(a) = parse(record.input_line()) else {
+        let line = record.input_line();
+        let whole = std::str::from_utf8(line).ok();
+        let text = |b| text(line, whole, b);
+        let Some(a) = parse(line) else {
             tailcar_plugin::count("parse_errors", 1);
             record.set_field(
                 "parse_error",
