@@ -7,14 +7,19 @@
 //!   (its trailing newline removed), `stream`, and `attrs` when present; the event time is
 //!   `time`. Entries split at 16 KiB are joined first.
 
+#[cfg(test)]
 use crate::event::Fields;
+use crate::event::fields::FieldSink;
 
 /// Every field [`parse_cri`] sets.
 pub const CRI_FIELDS: &[&str] = &["stream", "logtag", "log"];
 /// Every field [`parse_docker`] can set.
 pub const DOCKER_FIELDS: &[&str] = &["log", "stream", "attrs"];
 
-pub fn parse_cri(line: &[u8], fields: &mut Fields) -> Result<Option<jiff::Timestamp>, String> {
+pub fn parse_cri(
+    line: &[u8],
+    fields: &mut impl FieldSink,
+) -> Result<Option<jiff::Timestamp>, String> {
     let mut parts = line.splitn(4, |b| *b == b' ');
     let (Some(time), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("not a CRI log line (TIME STREAM TAG LOG)".into());
@@ -28,23 +33,16 @@ pub fn parse_cri(line: &[u8], fields: &mut Fields) -> Result<Option<jiff::Timest
     if stream != b"stdout" && stream != b"stderr" {
         return Err("not a CRI log line: the stream is neither stdout nor stderr".into());
     }
-    fields.insert(
-        "stream".into(),
-        String::from_utf8_lossy(stream).into_owned().into(),
-    );
-    fields.insert(
-        "logtag".into(),
-        String::from_utf8_lossy(tag).into_owned().into(),
-    );
-    let log = parts.next().unwrap_or_default();
-    fields.insert(
-        "log".into(),
-        String::from_utf8_lossy(log).into_owned().into(),
-    );
+    fields.text_lossy("stream", stream);
+    fields.text_lossy("logtag", tag);
+    fields.text_lossy("log", parts.next().unwrap_or_default());
     Ok(Some(time))
 }
 
-pub fn parse_docker(line: &[u8], fields: &mut Fields) -> Result<Option<jiff::Timestamp>, String> {
+pub fn parse_docker(
+    line: &[u8],
+    fields: &mut impl FieldSink,
+) -> Result<Option<jiff::Timestamp>, String> {
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let serde_json::Value::Object(mut map) = value else {
@@ -59,12 +57,12 @@ pub fn parse_docker(line: &[u8], fields: &mut Fields) -> Result<Option<jiff::Tim
             log.pop();
         }
     }
-    fields.insert("log".into(), log.into());
+    fields.text("log", &log);
     if let Some(s) = map.remove("stream") {
-        fields.insert("stream".into(), s);
+        fields.json("stream", s);
     }
     if let Some(a) = map.remove("attrs") {
-        fields.insert("attrs".into(), a);
+        fields.json("attrs", a);
     }
     Ok(map
         .get("time")

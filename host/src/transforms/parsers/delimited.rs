@@ -6,8 +6,10 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::regexp::{FieldType, convert};
+use super::regexp::{FieldType, set_typed};
+#[cfg(test)]
 use crate::event::Fields;
+use crate::event::fields::FieldSink;
 use crate::stats::StreamStats;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -110,7 +112,7 @@ impl Delimited {
     pub fn parse(
         &mut self,
         line: &[u8],
-        fields: &mut Fields,
+        fields: &mut impl FieldSink,
         stats: &StreamStats,
     ) -> Result<(), String> {
         use csv_core::ReadFieldResult;
@@ -145,19 +147,8 @@ impl Delimited {
                     let text = String::from_utf8_lossy(&self.field[..written]);
                     written = 0;
                     match self.columns.get(column) {
-                        Some((name, ty)) => {
-                            let v = convert(&text, *ty).unwrap_or_else(|| {
-                                StreamStats::add(&stats.type_errors, 1);
-                                text.clone().into_owned().into()
-                            });
-                            fields.insert(name.clone(), v);
-                        }
-                        None => {
-                            fields.insert(
-                                format!("{EXTRA_PREFIX}{}", column + 1),
-                                text.into_owned().into(),
-                            );
-                        }
+                        Some((name, ty)) => set_typed(fields, name, &text, Some(*ty), stats),
+                        None => fields.text(&format!("{EXTRA_PREFIX}{}", column + 1), &text),
                     }
                     column += 1;
                     if record_end {

@@ -1,15 +1,15 @@
 //! The `json` parser: a line that is a JSON object gives its members as fields, nested objects
 //! and arrays kept as they are.
 
+#[cfg(test)]
 use crate::event::Fields;
+use crate::event::fields::FieldSink;
 
-pub fn parse(line: &[u8], fields: &mut Fields) -> Result<(), String> {
+pub fn parse(line: &[u8], fields: &mut impl FieldSink) -> Result<(), String> {
     match serde_json::from_slice::<serde_json::Value>(line) {
         Ok(serde_json::Value::Object(map)) => {
-            if fields.is_empty() {
-                *fields = map; // no re-insertion when the line is the record's only source
-            } else {
-                fields.extend(map);
+            for (k, v) in map {
+                fields.json(&k, v);
             }
             Ok(())
         }

@@ -6,8 +6,10 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::regexp::{FieldType, convert};
+use super::regexp::{FieldType, set_typed};
+#[cfg(test)]
 use crate::event::Fields;
+use crate::event::fields::FieldSink;
 use crate::stats::StreamStats;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -35,7 +37,7 @@ impl LogfmtConfig {
 pub fn parse(
     line: &[u8],
     types: &IndexMap<String, FieldType>,
-    fields: &mut Fields,
+    fields: &mut impl FieldSink,
     stats: &StreamStats,
 ) -> Result<(), String> {
     let text = String::from_utf8_lossy(line);
@@ -58,7 +60,7 @@ pub fn parse(
         let key = &text[start..end];
         if chars.peek().map(|&(_, c)| c) != Some('=') {
             if !key.is_empty() {
-                fields.insert(key.to_string(), true.into());
+                fields.bool(key, true);
             }
             continue;
         }
@@ -101,14 +103,7 @@ pub fn parse(
             continue;
         }
         pairs += 1;
-        let typed = match types.get(key) {
-            Some(ty) => convert(&value, *ty).unwrap_or_else(|| {
-                StreamStats::add(&stats.type_errors, 1);
-                value.into()
-            }),
-            None => value.into(),
-        };
-        fields.insert(key.to_string(), typed);
+        set_typed(fields, key, &value, types.get(key).copied(), stats);
     }
     if pairs == 0 {
         return Err("no key=value pairs".into());

@@ -17,8 +17,8 @@ use serde::{Deserialize, Deserializer};
 
 use indexmap::IndexMap;
 
+use crate::event::Batch;
 use crate::event::fields::Writer;
-use crate::event::{Batch, Fields};
 use crate::stats::StreamStats;
 use crate::transforms::Transform;
 use crate::transforms::time::{TimeFrom, TimeOptions, parse_zone};
@@ -244,32 +244,32 @@ impl Parser {
     }
 
     /// Parses one line into `fields`, returning the event time when the format carries one;
-    /// `Err` is the reason the line did not parse. The access-log parsers write into the store
-    /// directly; the others fill `scratch` (a map, emptied here), whose entries are then set.
+    /// `Err` is the reason the line did not parse. Every parser writes into the store directly,
+    /// through the one `FieldSink` interface.
     fn parse(
         &mut self,
         line: &[u8],
         fields: &mut Writer<'_>,
-        scratch: &mut Fields,
         stats: &StreamStats,
     ) -> Result<Option<jiff::Timestamp>, String> {
-        let result = match &mut self.kind {
-            ParserKind::Access(times) => return access::parse_access_with(line, fields, times),
-            ParserKind::ApacheError(zone) => {
-                return access::parse_apache_error(line, fields, zone);
-            }
-            ParserKind::Json => json::parse(line, scratch).map(|()| None),
-            ParserKind::Regexp(r) => r.parse(line, scratch, stats).map(|()| None),
-            ParserKind::Syslog(offset) => syslog::parse(line, scratch, *offset),
-            ParserKind::Logfmt(types) => logfmt::parse(line, types, scratch, stats).map(|()| None),
-            ParserKind::Delimited(d) => d.parse(line, scratch, stats).map(|()| None),
-            ParserKind::Cri => container::parse_cri(line, scratch),
-            ParserKind::Docker => container::parse_docker(line, scratch),
-        };
-        for (k, v) in std::mem::take(scratch) {
-            fields.json(&k, &v);
+        match &mut self.kind {
+            ParserKind::Access(times) => access::parse_access_with(line, fields, times),
+            ParserKind::ApacheError(zone) => access::parse_apache_error(line, fields, zone),
+            ParserKind::Json => json::parse(line, fields).map(|()| None),
+            ParserKind::Regexp(r) => r.parse(line, fields, stats).map(|()| None),
+            ParserKind::Syslog(offset) => syslog::parse(line, fields, *offset),
+            ParserKind::Logfmt(types) => logfmt::parse(line, types, fields, stats).map(|()| None),
+            ParserKind::Delimited(d) => d.parse(line, fields, stats).map(|()| None),
+            ParserKind::Cri => container::parse_cri(line, fields),
+            ParserKind::Docker => container::parse_docker(line, fields),
         }
-        result
+    }
+
+    /// Whether a line can never give one key twice: fixed names, a regex's distinct captures,
+    /// a JSON object's members (its parser keeps the last of a repeated one). A logfmt line may
+    /// repeat a key, and delimited columns may share a name.
+    fn sets_each_key_once(&self) -> bool {
+        !matches!(self.kind, ParserKind::Logfmt(_) | ParserKind::Delimited(_))
     }
 
     /// Whether the format itself carries the event time.
@@ -299,14 +299,17 @@ impl Transform for Parser {
         } = batch.parts_mut();
         // Room for a typical record's fields at once, instead of growing 1, 2, 4, 8, 16.
         fields.reserve(records.len() * 12, data.len());
-        let mut scratch = Fields::new();
+        let once = self.sets_each_key_once();
         for (i, r) in records.iter().enumerate() {
             let start = r.start as usize;
             let line = &data[start..start + r.len as usize];
-            // Parsers never set one key twice (the others go through a map), so a key is
-            // only looked for among the fields the record had before.
-            let mut w = fields.writer(i).unique_keys();
-            let own_time = match self.parse(line, &mut w, &mut scratch, stats) {
+            // A parser that never sets one key twice has a key looked for only among the fields
+            // the record had before.
+            let mut w = fields.writer(i);
+            if once {
+                w = w.unique_keys();
+            }
+            let own_time = match self.parse(line, &mut w, stats) {
                 Ok(t) => t,
                 Err(reason) => {
                     // Checked against what the parser set before it gave up, too.
@@ -367,7 +370,6 @@ mod tests {
                 .parse(
                     line.as_bytes(),
                     &mut store.writer(0),
-                    &mut Fields::new(),
                     &StreamStats::default(),
                 )
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -383,6 +385,53 @@ mod tests {
         assert_eq!(csv.field_names(), Some((vec!["a", "b"], Some("column_"))));
         let json: ParserSpec = serde_yaml::from_str("json").unwrap();
         assert_eq!(json.0.build().unwrap().unwrap().field_names(), None);
+    }
+
+    /// Parsers write into the batch's store: a key a line gives twice (logfmt, columns sharing
+    /// a name) is one field with the last value, as a map would keep it; typed values keep
+    /// their kinds.
+    #[test]
+    fn a_key_given_twice_is_one_field_with_the_last_value() {
+        use crate::event::{Source, Value};
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, Value<'a>)]);
+        let cases: &[Case] = &[
+            (
+                "{ type: logfmt, types: { n: int } }",
+                "a=1 n=7 a=2 flag",
+                &[
+                    ("a", Value::Text("2")),
+                    ("n", Value::Int(7)),
+                    ("flag", Value::Bool(true)),
+                ],
+            ),
+            (
+                "{ type: csv, fields: [x, x, y], types: { y: float } }",
+                "1,2,0.5",
+                &[("x", Value::Text("2")), ("y", Value::Float(0.5))],
+            ),
+            (
+                "json",
+                r#"{"k":1,"k":"last","o":{"p":[1]}}"#,
+                &[
+                    ("k", Value::Text("last")),
+                    ("o", Value::Json(r#"{"p":[1]}"#)),
+                ],
+            ),
+        ];
+        for (spec, line, want) in cases {
+            let spec: ParserSpec = serde_yaml::from_str(spec).unwrap();
+            let mut parser = spec.0.build().unwrap().unwrap();
+            let source = std::sync::Arc::new(Source {
+                stream: "s".into(),
+                path: "/p".into(),
+                file_id: None,
+            });
+            let mut b = Batch::new(source, std::time::SystemTime::now());
+            b.push_line(line.as_bytes(), line.len() as u64 + 1, 0);
+            parser.process(&mut b, &StreamStats::default());
+            let got: Vec<(&str, Value)> = b.fields().iter(0).collect();
+            assert_eq!(got, *want, "{line}");
+        }
     }
 
     #[test]
@@ -461,7 +510,7 @@ mod no_panic {
         for p in PARSERS.iter() {
             let mut p = p.clone();
             let mut store = crate::event::FieldStore::new();
-            let _ = p.parse(line, &mut store.writer(0), &mut Fields::new(), &stats);
+            let _ = p.parse(line, &mut store.writer(0), &stats);
             if let Some(t) = &p.time {
                 let _ = t.extract(&store, 0);
             }

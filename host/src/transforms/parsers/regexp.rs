@@ -6,7 +6,9 @@ use indexmap::IndexMap;
 use regex::bytes::Regex;
 use serde::Deserialize;
 
+#[cfg(test)]
 use crate::event::Fields;
+use crate::event::fields::FieldSink;
 use crate::stats::StreamStats;
 use crate::transforms::time::TimeOptions;
 
@@ -115,7 +117,7 @@ impl Regexp {
     pub fn parse(
         &self,
         line: &[u8],
-        fields: &mut Fields,
+        fields: &mut impl FieldSink,
         stats: &StreamStats,
     ) -> Result<(), String> {
         let caps = self
@@ -125,30 +127,41 @@ impl Regexp {
         for (i, name, ty) in &self.captures {
             let Some(m) = caps.get(*i) else { continue };
             let text = String::from_utf8_lossy(m.as_bytes());
-            let value = match convert(&text, *ty) {
-                Some(v) => v,
-                None => {
-                    StreamStats::add(&stats.type_errors, 1);
-                    text.clone().into_owned().into()
-                }
-            };
-            fields.insert(name.clone(), value);
+            set_typed(fields, name, &text, Some(*ty), stats);
         }
         Ok(())
     }
 }
 
-pub(crate) fn convert(text: &str, ty: FieldType) -> Option<serde_json::Value> {
-    Some(match ty {
-        FieldType::String => text.into(),
-        FieldType::Int => text.parse::<i64>().ok()?.into(),
-        FieldType::Float => serde_json::Number::from_f64(text.parse::<f64>().ok()?)?.into(),
-        FieldType::Bool => match text {
-            "true" | "TRUE" | "True" | "1" | "yes" => true.into(),
-            "false" | "FALSE" | "False" | "0" | "no" => false.into(),
-            _ => return None,
-        },
-    })
+/// Sets field `key` to `text` converted to `ty` (text when it has no type). A value that does
+/// not convert (a float must be finite) keeps its text and is counted (`type_errors`).
+pub(crate) fn set_typed(
+    fields: &mut impl FieldSink,
+    key: &str,
+    text: &str,
+    ty: Option<FieldType>,
+    stats: &StreamStats,
+) {
+    let converted = match ty {
+        None | Some(FieldType::String) => {
+            fields.text(key, text);
+            return;
+        }
+        Some(FieldType::Int) => text.parse::<i64>().ok().map(|i| fields.int(key, i)),
+        Some(FieldType::Float) => (text.parse::<f64>().ok())
+            .filter(|f| f.is_finite())
+            .map(|f| fields.float(key, f)),
+        Some(FieldType::Bool) => match text {
+            "true" | "TRUE" | "True" | "1" | "yes" => Some(true),
+            "false" | "FALSE" | "False" | "0" | "no" => Some(false),
+            _ => None,
+        }
+        .map(|b| fields.bool(key, b)),
+    };
+    if converted.is_none() {
+        StreamStats::add(&stats.type_errors, 1);
+        fields.text(key, text);
+    }
 }
 
 #[cfg(test)]

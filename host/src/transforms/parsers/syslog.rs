@@ -11,6 +11,7 @@ use chrono::{Datelike, FixedOffset};
 use syslog_loose::{ProcId, Variant};
 
 use crate::event::Fields;
+use crate::event::fields::FieldSink;
 
 /// Every field [`parse`] can set.
 pub const FIELDS: &[&str] = &[
@@ -27,7 +28,7 @@ pub const FIELDS: &[&str] = &[
 /// Parses one syslog line; returns the event time when the message has a timestamp.
 pub fn parse(
     line: &[u8],
-    fields: &mut Fields,
+    fields: &mut impl FieldSink,
     offset: FixedOffset,
 ) -> Result<Option<jiff::Timestamp>, String> {
     let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8")?;
@@ -50,10 +51,10 @@ pub fn parse(
         return Err("not a syslog message (no priority, timestamp or hostname)".into());
     }
     if let Some(f) = msg.facility {
-        fields.insert("facility".into(), f.as_str().into());
+        fields.text("facility", f.as_str());
     }
     if let Some(s) = msg.severity {
-        fields.insert("severity".into(), s.as_str().into());
+        fields.text("severity", s.as_str());
     }
     for (name, value) in [
         ("hostname", msg.hostname),
@@ -61,12 +62,12 @@ pub fn parse(
         ("msgid", msg.msgid),
     ] {
         if let Some(v) = value {
-            fields.insert(name.into(), v.into());
+            fields.text(name, v);
         }
     }
     match msg.procid {
-        Some(ProcId::PID(pid)) => drop(fields.insert("procid".into(), pid.into())),
-        Some(ProcId::Name(name)) => drop(fields.insert("procid".into(), name.into())),
+        Some(ProcId::PID(pid)) => fields.int("procid", i64::from(pid)),
+        Some(ProcId::Name(name)) => fields.text("procid", name),
         None => {}
     }
     if !msg.structured_data.is_empty() {
@@ -79,9 +80,9 @@ pub fn parse(
                 .collect();
             sd.insert(element.id.to_string(), serde_json::Value::Object(params));
         }
-        fields.insert("structured_data".into(), serde_json::Value::Object(sd));
+        fields.json("structured_data", serde_json::Value::Object(sd));
     }
-    fields.insert("message".into(), msg.msg.into());
+    fields.text("message", msg.msg);
     Ok(msg
         .timestamp
         .and_then(|t| jiff::Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32).ok()))
