@@ -353,11 +353,8 @@ impl FieldStore {
         let Value::Json(text) = self.get(record, first)? else {
             return None;
         };
-        let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
-        for part in rest.split('.') {
-            v = v.as_object_mut()?.remove(part)?;
-        }
-        Some(Found::Nested(v))
+        let parts: Vec<&str> = rest.split('.').collect();
+        nested_value(text, &parts).map(Found::Nested)
     }
 
     fn find(&self, record: usize, key: &str) -> Option<usize> {
@@ -767,6 +764,97 @@ impl Found<'_> {
             Found::Nested(serde_json::Value::String(s)) => out.push_str(s),
             Found::Nested(v) => out.push_str(&v.to_string()),
         }
+    }
+}
+
+/// The value at `path` inside the JSON object `text` (a member of a member ...), or `None` when
+/// a step is missing or not an object. The text is read once, and only the value found is built:
+/// the members off the path are skipped, not turned into a tree. A key given twice counts by its
+/// last value, as a parsed map would keep it.
+fn nested_value(text: &str, path: &[&str]) -> Option<serde_json::Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(PathSeed(path), &mut de).ok()?
+}
+
+/// Reads the value at a path (the rest of the path still to go).
+struct PathSeed<'p>(&'p [&'p str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PathSeed<'_> {
+    type Value = Option<serde_json::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        if self.0.is_empty() {
+            return serde::Deserialize::deserialize(d).map(Some);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PathSeed<'_> {
+    type Value = Option<serde_json::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (want, rest) = (self.0[0], &self.0[1..]);
+        let mut found = None;
+        while let Some(hit) = map.next_key_seed(KeyIs(want))? {
+            if hit {
+                found = map.next_value_seed(PathSeed(rest))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Reads an object key and says whether it is the one wanted (without keeping it).
+struct KeyIs<'k>(&'k str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
     }
 }
 
@@ -1209,6 +1297,55 @@ mod tests {
         for r in 0..3 {
             assert_eq!(json_of(&shared, r), json_of(&written, r), "record {r}");
         }
+    }
+
+    #[test]
+    fn nested_lookups_read_only_the_path_and_agree_with_a_parsed_tree() {
+        let text = r#"{"pod_name":"web-1","labels":{"app":"web","a.b":"dotted","t\u0069er":"1"},
+            "n":{"m":{"x":[1,{"y":2}],"z":null}},"dup":{"k":1},"dup":{"k":2},"list":[{"k":3}]}"#;
+        // What a full parse and walk gives, the old way.
+        let walk = |path: &[&str]| {
+            let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+            for p in path {
+                v = v.as_object_mut()?.remove(*p)?;
+            }
+            Some(v)
+        };
+        for path in [
+            &["pod_name"][..],
+            &["labels"],
+            &["labels", "app"],
+            &["labels", "tier"],
+            &["n", "m", "x"],
+            &["n", "m", "z"],
+            &["n", "m", "x", "y"],
+            &["dup", "k"],
+            &["list", "k"],
+            &["pod_name", "x"],
+            &["missing"],
+            &["labels", "missing"],
+        ] {
+            assert_eq!(nested_value(text, path), walk(path), "{path:?}");
+        }
+        assert_eq!(
+            nested_value(text, &["dup", "k"]),
+            Some(2.into()),
+            "the last of a repeated key"
+        );
+        assert_eq!(
+            nested_value(text, &["n", "m", "z"]),
+            Some(serde_json::Value::Null)
+        );
+        // Through the store: a field's dotted path, shared or own.
+        let mut s = store();
+        s.shared_writer()
+            .json("kubernetes", &serde_json::from_str(text).unwrap());
+        let mut t = String::new();
+        s.lookup(1, "kubernetes.labels.app")
+            .unwrap()
+            .write_text(&mut t);
+        assert_eq!(t, "web");
+        assert!(s.lookup(1, "kubernetes.labels.nope").is_none());
     }
 
     #[test]
