@@ -3,6 +3,8 @@
 //! ```yaml
 //! enrich:
 //!   pod: true                              # from POD_NAME, POD_NAMESPACE, NODE_NAME, POD_IP, CONTAINER_NAME
+//!                                          # (the Downward API cannot expose a container's name:
+//!                                          # the manifest sets CONTAINER_NAME as a literal)
 //!   labels: /etc/podinfo/labels            # a Downward API volume file: key="value" per line
 //!   annotations: /etc/podinfo/annotations
 //!   file: true                             # the source file path, as the field `file`

@@ -16,7 +16,8 @@
 //! `kubernetes: true` (the default) `k8s.pod.name`, `k8s.namespace.name`, `k8s.node.name`,
 //! `k8s.container.name`, and `k8s.pod.label.*` / `k8s.pod.annotation.*`, taken from the record's
 //! `kubernetes` object (the `enrich` transform) or else from the Downward API variables
-//! (`POD_NAME`, `POD_NAMESPACE`, `NODE_NAME`, `CONTAINER_NAME`); then `resource:` templates
+//! (`POD_NAME`, `POD_NAMESPACE`, `NODE_NAME`; `CONTAINER_NAME` is a literal in the manifest, as
+//! the Downward API cannot expose it); then `resource:` templates
 //! (`service.name: "{stream}"`), which win over the Kubernetes ones.
 //!
 //! A 2xx answer acknowledges the whole request. If it carries a partial success
