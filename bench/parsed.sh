@@ -8,6 +8,11 @@
 #   nginx_es_busy   the same with the other core kept busy (CPU per line should not change)
 #   wasm_json       the WASM nginx_parse plugin → JSON lines
 #   passthru_json   parser: nginx, then the passthrough plugin → JSON lines
+#   enrich_es       nginx_es plus `fields:` (three static keys) and `enrich:` (the pod's identity
+#                   and six labels from a Downward API file, and the file path): what a batch's
+#                   shared fields cost when every document carries them
+#
+# CASES="nginx_es enrich_es" runs only those cases.
 #
 # For each: median of RUNS runs of wall time, lines/s, CPU seconds per million lines and peak
 # RSS, with the issue's targets beside them. BEFORE=/path/to/an/older/tailcar runs that binary
@@ -64,6 +69,14 @@ config nginx_es_busy "    parser: nginx" "$ES"
 config wasm_json "    plugins: [{ path: $PLUGINS/nginx_parse.wasm }]" "$JSON"
 config passthru_json "    parser: nginx
     plugins: [{ path: $PLUGINS/passthrough.wasm }]" "$JSON"
+mkdir -p "$OUT/podinfo"
+printf '%s\n' 'app="web"' 'pod-template-hash="5d9c8b7f6"' 'tier="frontend"' 'version="1.4.2"' \
+  'team="shop"' 'release="stable"' > "$OUT/podinfo/labels"
+config enrich_es "    parser: nginx
+    fields: { cluster: prod-eu-1, env: production, region: eu-west-1 }
+    enrich: { pod: true, labels: $OUT/podinfo/labels, file: true }" "$ES"
+export POD_NAME=web-5d9c8b7f6-x2x7q POD_NAMESPACE=shop NODE_NAME=node-3 POD_IP=10.1.2.3 \
+  CONTAINER_NAME=access-log
 
 "$SERVER_BIN" --elasticsearch "127.0.0.1:$PORT" > "$OUT/parsed-server.out" &
 SERVER=$!
@@ -99,11 +112,12 @@ declare -A TARGET=(
   [nginx_es_busy]="CPU s/M as nginx_es"
   [wasm_json]="≥ 80 % of nginx_json"
   [passthru_json]="≤ 10 % over nginx_json"
+  [enrich_es]="(no target; compare with nginx_es)"
 )
 BINS=("$AFTER")
 [ -n "${BEFORE:-}" ] && BINS=("$BEFORE" "$AFTER")
 printf "%-14s %-7s %8s %12s %10s %9s  %s\n" case binary wall_s lines/s cpu_s/M rss_MiB target
-for c in nginx_json nginx_es nginx_es_busy wasm_json passthru_json; do
+for c in ${CASES:-nginx_json nginx_es nginx_es_busy wasm_json passthru_json enrich_es}; do
   declare -A W=() C=() R=()
   for _ in $(seq "$RUNS"); do
     for bin in "${BINS[@]}"; do # interleaved, so a noisy moment hits both
