@@ -112,8 +112,8 @@ fn write_stable_id(out: &mut Vec<u8>, b: &crate::event::Batch, i: usize, stream_
 }
 
 /// `,"_id":"{life:016x}{h:08x}-{offset:x}"` (with `-{rank}` when not 0), written without the
-/// formatting machinery (it took about 3 % of a parsed run to Elasticsearch). Hex digits and dashes: nothing
-/// to escape.
+/// formatting machinery (it took about 3 % of a parsed run to Elasticsearch). Hex digits and
+/// dashes: nothing to escape.
 fn write_id(out: &mut Vec<u8>, life: u64, h: u32, offset: u64, rank: usize) {
     out.extend_from_slice(b",\"_id\":\"");
     write_hex(out, life, 16);
