@@ -40,6 +40,8 @@ fn drop_healthchecks_ships_the_same_lines_in_rust_python_and_javascript() {
     let d = dir.path();
     let sample = fs::read_to_string(copy_sample(d)).unwrap();
     let dd = d.display();
+    let cache = plugin_cache();
+    let cache = cache.display();
     let mut streams = String::new();
     for (lang, path) in [
         ("rust", plugin("drop_healthchecks")),
@@ -55,7 +57,7 @@ fn drop_healthchecks_ships_the_same_lines_in_rust_python_and_javascript() {
     fs::write(
         d.join("tailcar.yaml"),
         format!(
-            "checkpoint_dir: {dd}/state\nadmin: {{ enabled: false }}\nstreams:\n{streams}sinks:\n  rust_out: {{ type: file, path: {dd}/rust.json, format: json }}\n  python_out: {{ type: file, path: {dd}/python.json, format: json }}\n  javascript_out: {{ type: file, path: {dd}/javascript.json, format: json }}\n"
+            "checkpoint_dir: {dd}/state\nplugin_cache_dir: {cache}\nadmin: {{ enabled: false }}\nstreams:\n{streams}sinks:\n  rust_out: {{ type: file, path: {dd}/rust.json, format: json }}\n  python_out: {{ type: file, path: {dd}/python.json, format: json }}\n  javascript_out: {{ type: file, path: {dd}/javascript.json, format: json }}\n"
         ),
     )
     .unwrap();
@@ -127,6 +129,8 @@ fn a_python_parser_feeds_a_javascript_filter_and_the_parser_gives_the_same_field
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let dd = d.display();
+    let cache = plugin_cache();
+    let cache = cache.display();
     let cases = parser_cases();
     let input: String = cases.iter().map(|(l, _, _)| format!("{l}\n")).collect();
     for s in ["chain", "py", "js", "rs"] {
@@ -145,7 +149,7 @@ fn a_python_parser_feeds_a_javascript_filter_and_the_parser_gives_the_same_field
     fs::write(
         d.join("tailcar.yaml"),
         format!(
-            "checkpoint_dir: {dd}/state\nadmin: {{ enabled: false }}\nstreams:\n  chain:\n    paths: [{dd}/chain.log]\n    plugins:\n{}      - path: {}\n        name: js_filter\n    sinks: [chain_out]\n  py:\n    paths: [{dd}/py.log]\n    plugins:\n{}    sinks: [py_out]\n  js:\n    paths: [{dd}/js.log]\n    plugins:\n{}    sinks: [js_out]\n  rs:\n    paths: [{dd}/rs.log]\n    plugins:\n{}    sinks: [rs_out]\nsinks:\n  chain_out: {{ type: file, path: {dd}/chain.json, format: json }}\n  rs_out: {{ type: file, path: {dd}/rs.json, format: json }}\n  py_out: {{ type: file, path: {dd}/py.json, format: json }}\n  js_out: {{ type: file, path: {dd}/js.json, format: json }}\n",
+            "checkpoint_dir: {dd}/state\nplugin_cache_dir: {cache}\nadmin: {{ enabled: false }}\nstreams:\n  chain:\n    paths: [{dd}/chain.log]\n    plugins:\n{}      - path: {}\n        name: js_filter\n    sinks: [chain_out]\n  py:\n    paths: [{dd}/py.log]\n    plugins:\n{}    sinks: [py_out]\n  js:\n    paths: [{dd}/js.log]\n    plugins:\n{}    sinks: [js_out]\n  rs:\n    paths: [{dd}/rs.log]\n    plugins:\n{}    sinks: [rs_out]\nsinks:\n  chain_out: {{ type: file, path: {dd}/chain.json, format: json }}\n  rs_out: {{ type: file, path: {dd}/rs.json, format: json }}\n  py_out: {{ type: file, path: {dd}/py.json, format: json }}\n  js_out: {{ type: file, path: {dd}/js.json, format: json }}\n",
             parser(&py, "py_parse"),
             js_filter.display(),
             parser(&py, "py_parse_alone"),
@@ -202,6 +206,8 @@ fn loops_memory_bombs_and_exceptions_cost_their_own_batch_in_python_and_javascri
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let dd = d.display();
+    let cache = plugin_cache();
+    let cache = cache.display();
     let mut streams = String::new();
     let mut sinks = String::new();
     let mut names = Vec::new();
@@ -221,7 +227,7 @@ fn loops_memory_bombs_and_exceptions_cost_their_own_batch_in_python_and_javascri
     fs::write(
         d.join("tailcar.yaml"),
         format!(
-            "checkpoint_dir: {dd}/state\nadmin: {{ enabled: false }}\nstreams:\n{streams}sinks:\n{sinks}"
+            "checkpoint_dir: {dd}/state\nplugin_cache_dir: {cache}\nadmin: {{ enabled: false }}\nstreams:\n{streams}sinks:\n{sinks}"
         ),
     )
     .unwrap();
@@ -367,12 +373,14 @@ fn a_python_plugin_sees_no_files_environment_or_network() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let dd = d.display();
+    let cache = plugin_cache();
+    let cache = cache.display();
     fs::write(d.join("a.log"), "probe\n").unwrap();
     fs::write(d.join("secret.txt"), "do not read\n").unwrap();
     fs::write(
         d.join("tailcar.yaml"),
         format!(
-            "checkpoint_dir: {dd}/state\nadmin: {{ enabled: false }}\nstreams:\n  a:\n    paths: [{dd}/a.log]\n    plugins:\n      - path: {}\n        config: {{ mode: probe }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dd}/out.json, format: json }}\n",
+            "checkpoint_dir: {dd}/state\nplugin_cache_dir: {cache}\nadmin: {{ enabled: false }}\nstreams:\n  a:\n    paths: [{dd}/a.log]\n    plugins:\n      - path: {}\n        config: {{ mode: probe }}\n    sinks: [out]\nsinks:\n  out: {{ type: file, path: {dd}/out.json, format: json }}\n",
             lang_plugin("python", "hostile").display()
         ),
     )

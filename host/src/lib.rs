@@ -24,11 +24,15 @@ pub mod checkpoint;
 pub mod config;
 pub mod event;
 pub mod inject;
+#[cfg(test)]
+mod layering;
+pub mod queue;
 pub mod route;
 pub mod shutdown;
 pub mod sinks;
 pub mod sources;
 pub mod stats;
+pub mod stream;
 pub mod supervise;
 pub mod transforms;
 pub mod units;

@@ -14,23 +14,12 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::checkpoint::Ack;
 use crate::event::Batch;
-use crate::sinks::SinkBatch;
-
-/// What to do when a sink's queue is full.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WhenFull {
-    /// Wait: the stream's tailer stops reading until the sink catches up.
-    #[default]
-    Block,
-    /// Drop the batch for this sink (counted), and go on.
-    DropNewest,
-}
+use crate::queue::SinkBatch;
+pub use crate::queue::WhenFull;
 
 /// One sink's input queue.
 #[derive(Debug, Clone)]

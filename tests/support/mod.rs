@@ -385,6 +385,15 @@ pub fn lang_plugin(lang: &str, name: &str) -> PathBuf {
     path
 }
 
+/// A plugin compile cache shared by every test of the run (and by later runs): a Python or
+/// JavaScript component takes seconds of CPU to compile in the debug build, so the suite
+/// compiles each one once instead of once per test. tailcar keys entries by content and engine
+/// and locks the directory while compiling, so tests running at once share it safely. Tests
+/// about the cache itself use a directory of their own.
+pub fn plugin_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
+}
+
 /// Copies the Apache access sample (tests/fixtures) to `dir/access.log`.
 pub fn copy_sample(dir: &Path) -> PathBuf {
     let sample = concat!(

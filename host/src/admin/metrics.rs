@@ -14,8 +14,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use super::telemetry::Telemetry;
-use crate::transforms::wasm::stats::PluginStats;
+use crate::stats::PluginStats;
+use crate::stats::telemetry::Telemetry;
 
 /// Encodes every metric as OpenMetrics text.
 pub fn render(telemetry: &Arc<Telemetry>) -> String {

@@ -3,11 +3,10 @@
 //! configuration, as SIGHUP does).
 //!
 //! It runs on tailcar's tokio runtime for the life of the process, across configuration reloads:
-//! it reads [`telemetry::Telemetry`], which the application fills at each (re)start, and asks
+//! it reads [`Telemetry`], which the application fills at each (re)start, and asks
 //! the application to reload through a channel, answering with the outcome.
 
 pub mod metrics;
-pub mod telemetry;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,7 +23,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::stats::now_ms;
-use telemetry::Telemetry;
+use crate::stats::telemetry::Telemetry;
 
 /// The `admin:` section of the configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -33,7 +33,6 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::admin::telemetry::{ReportSettings, Running, SinkView, Telemetry};
 use crate::admin::{self, ReloadRequest};
 use crate::checkpoint::{CheckpointStore, Ledger};
 use crate::config::{Config, Topology};
@@ -42,6 +41,8 @@ use crate::shutdown::Shutdown;
 use crate::sinks::{QUEUE_BATCHES, SinkContext, SinkExit};
 use crate::sources::file::FileSource;
 use crate::sources::file::watcher::Watcher;
+use crate::stats::telemetry::{ReportSettings, Running, SinkView, Telemetry};
+use crate::stream::Pipeline;
 use crate::supervise::{self, Panicked};
 use summary::{Summary, Verdict};
 
@@ -293,11 +294,15 @@ async fn run_topology(
                 defaults: plan.sinks.len(),
             },
         };
+        let pipeline = Pipeline::new(
+            crate::transforms::Chain::new(&plan.transforms, &chain_ctx),
+            router,
+            Arc::clone(&stats),
+        );
         let source = FileSource::new(
             plan.tailer.clone(),
-            crate::transforms::Chain::new(&plan.transforms, &chain_ctx),
             Arc::clone(&ledger),
-            router,
+            Box::new(pipeline),
             Arc::clone(&watcher),
             shutdown.clone(),
             Arc::clone(&stats),

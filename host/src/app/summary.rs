@@ -5,8 +5,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::admin::telemetry::Telemetry;
 use crate::checkpoint::InFlight;
+use crate::stats::telemetry::Telemetry;
 
 /// One sink's figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

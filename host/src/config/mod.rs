@@ -815,7 +815,7 @@ sinks:
                 assert_eq!(h.batch.max_records, 500);
                 assert_eq!(h.batch.max_bytes, 512 * 1024);
                 assert_eq!(h.batch.timeout, Duration::from_secs(2));
-                assert_eq!(h.when_full, crate::route::WhenFull::DropNewest);
+                assert_eq!(h.when_full, crate::queue::WhenFull::DropNewest);
             }
             other => panic!("{other:?}"),
         }

@@ -2,7 +2,7 @@
 //! with what they share in [`util`].
 //!
 //! A sink consumes its bounded input queue of [`SinkBatch`]es and resolves each batch's
-//! [`Ack`] share once that batch is delivered, at whatever time delivery is known (right after a
+//! [`Ack`](crate::checkpoint::Ack) share once that batch is delivered, at whatever time delivery is known (right after a
 //! write for stdout and file; after an HTTP response for remote sinks). When its queue is closed
 //! and drained it reports [`SinkExit`] and stops; on an error it cannot recover from (stdout
 //! closed) it reports the error, and the application shuts down.
@@ -27,18 +27,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::checkpoint::Ack;
-use crate::event::Batch;
-
-/// Queue length, in batches, of each sink's input.
-pub const QUEUE_BATCHES: usize = 8;
-
-/// A batch routed to one sink, with that sink's share of the ack.
-#[derive(Debug)]
-pub struct SinkBatch {
-    pub batch: Arc<Batch>,
-    pub ack: Ack,
-}
+pub use crate::queue::{QUEUE_BATCHES, SinkBatch};
 
 /// How a sink's run ended.
 #[derive(Debug)]
@@ -190,7 +179,7 @@ impl SinkConfig {
     }
 
     /// What the router does when this sink's queue is full.
-    pub fn when_full(&self) -> crate::route::WhenFull {
+    pub fn when_full(&self) -> crate::queue::WhenFull {
         self.remote().map(|(_, o)| o.when_full).unwrap_or_default()
     }
 

@@ -41,7 +41,7 @@ pub enum TransformSpec {
 pub struct ChainContext {
     pub stream: Arc<str>,
     /// Where plugins find their counters.
-    pub telemetry: Arc<crate::admin::telemetry::Telemetry>,
+    pub telemetry: Arc<crate::stats::telemetry::Telemetry>,
     /// The router's outputs, for plugins that route records.
     pub routes: wasm::convert::RouteTable,
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::checkpoint::Ack;
 use crate::event::Batch;
-use crate::sinks::SinkBatch;
+use crate::queue::SinkBatch;
 
 /// Bytes counted per record on top of its line (fields, metadata, framing): an estimate.
 const RECORD_OVERHEAD: usize = 64;

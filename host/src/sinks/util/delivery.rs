@@ -175,7 +175,7 @@ pub struct RemoteOptions<'a> {
     pub retry: &'a RetryConfig,
     pub max_in_flight: usize,
     pub dead_letter: Option<&'a str>,
-    pub when_full: crate::route::WhenFull,
+    pub when_full: crate::queue::WhenFull,
 }
 
 /// Declares a remote sink's configuration: its own fields, then the options every remote sink
@@ -221,7 +221,7 @@ macro_rules! remote_sink_config {
             /// When this sink's queue is full: `block` (default: back-pressure the stream) or
             /// `drop_newest` (drop for this sink only, counted).
             #[serde(default)]
-            pub when_full: $crate::route::WhenFull,
+            pub when_full: $crate::queue::WhenFull,
         }
 
         impl $name {

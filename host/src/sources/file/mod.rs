@@ -1,11 +1,12 @@
-//! The file source: tails the files of one stream and sends their lines, framed into batches,
-//! to the stream's router.
+//! The file source: tails the files of one stream and hands their lines, framed into batches,
+//! each with its ack, to the [`Downstream`] it is given (the stream's pipeline, see
+//! [`crate::stream`]). It knows files, frames and the ledger; nothing of transforms or sinks.
 //!
 //! One thread per stream runs [`FileSource::run`], so a stream whose sinks push back (the
-//! router's send blocks) stops reading its own files and no one else's: the file on disk is the
-//! buffer. The loop: rescan the paths (new files within [`SCAN_INTERVAL`]), check each open file
-//! (truncation, fingerprint), read what is new in chunks, frame it, issue an ack per batch and
-//! route it; let go of rotated files once read to their end and quiet for the rotate wait; then
+//! downstream's send blocks) stops reading its own files and no one else's: the file on disk is
+//! the buffer. The loop: rescan the paths (new files within [`SCAN_INTERVAL`]), check each open
+//! file (truncation, fingerprint), read what is new in chunks, frame it, issue an ack per batch
+//! and hand it on; let go of rotated files once read to their end and quiet for the rotate wait; then
 //! sleep until a watcher wake-up, a poll tick, a multiline timeout or the next scan.
 //!
 //! Rotation, restart and truncation, with no line lost:
@@ -39,10 +40,9 @@ use self::tailed::{Check, FileState, ReadCounts, TailedFile};
 use self::watcher::{Wake, Watcher};
 use crate::checkpoint::{FileKey, Ledger};
 use crate::event::{Batch, Source};
-use crate::route::Router;
 use crate::shutdown::Shutdown;
+use crate::sources::Downstream;
 use crate::stats::StreamStats;
-use crate::transforms::Chain;
 
 /// How often the paths are expanded again to find new files.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,10 +91,9 @@ pub struct TailerSettings {
 
 pub struct FileSource {
     settings: TailerSettings,
-    /// Parsers and enrichment, run on each batch before it is routed.
-    transforms: Chain,
     ledger: Arc<Ledger>,
-    router: Router,
+    /// Where each batch goes, with its ack.
+    downstream: Box<dyn Downstream>,
     watcher: Arc<Watcher>,
     wake: Arc<Wake>,
     shutdown: Shutdown,
@@ -120,9 +119,8 @@ pub struct FileSource {
 impl FileSource {
     pub fn new(
         settings: TailerSettings,
-        transforms: Chain,
         ledger: Arc<Ledger>,
-        router: Router,
+        downstream: Box<dyn Downstream>,
         watcher: Arc<Watcher>,
         shutdown: Shutdown,
         stats: Arc<StreamStats>,
@@ -133,9 +131,8 @@ impl FileSource {
                 settings.reclaim,
             ),
             settings,
-            transforms,
             ledger,
-            router,
+            downstream,
             watcher,
             wake: Wake::new(),
             shutdown,
@@ -157,7 +154,7 @@ impl FileSource {
     }
 
     /// Tails until shutdown, or with `once` until every file has been read to its end; then
-    /// emits what is pending and returns (dropping the router closes this stream's sink inputs).
+    /// emits what is pending and returns (dropping the downstream closes this stream's sink inputs).
     pub fn run(mut self, once: bool) {
         self.subscribe();
         self.scan(true);
@@ -762,9 +759,9 @@ impl FileSource {
             "released file");
     }
 
-    /// Issues an ack for a non-empty batch, runs the transforms, and routes it. The ack is for
-    /// the offset the batch was read up to, whatever the transforms keep of it.
-    fn emit(&mut self, id: crate::checkpoint::FileId, mut batch: Batch) {
+    /// Issues an ack for a non-empty batch and hands both on. The ack is for the offset the
+    /// batch was read up to, whatever the transforms downstream keep of it.
+    fn emit(&mut self, id: crate::checkpoint::FileId, batch: Batch) {
         let Some(end) = batch.end_offset() else {
             return;
         };
@@ -774,15 +771,7 @@ impl FileSource {
             None => crate::checkpoint::Tail::default(),
         };
         let ack = self.ledger.issue_with_tail(id, end, tail);
-        self.transforms.process(&mut batch, &self.stats);
-        self.stats.beat();
-        self.stats
-            .waiting_on_sinks
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.router.send(batch, ack);
-        self.stats
-            .waiting_on_sinks
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.downstream.send(batch, ack);
     }
 
     /// Emits every file's pending partial line and multiline record.

@@ -17,7 +17,6 @@ pub mod capture;
 pub mod convert;
 pub mod guest;
 pub mod runtime;
-pub mod stats;
 pub mod tester;
 pub mod transform;
 
@@ -254,12 +253,13 @@ impl PluginSpec {
             deadline: l.deadline,
             fuel: l.fuel,
         };
-        let loaded = load_file(&cfg.path, limits.fuel.is_some(), cache_dir)
-            .map_err(|reason| ("path".to_string(), reason))?;
-        loaded
-            .guest
-            .check_memory(&name, l.memory)
-            .map_err(|reason| ("limits.memory".to_string(), reason))?;
+        let loaded = load_file(
+            &cfg.path,
+            limits.fuel.is_some(),
+            cache_dir,
+            (&name, l.memory),
+        )
+        .map_err(|(key, reason)| (key.to_string(), reason))?;
         let spec = PluginSpec {
             name,
             path: cfg.path.clone(),
@@ -308,23 +308,39 @@ impl PluginSpec {
     }
 }
 
-/// Reads, compiles (or loads from the cache) and checks one plugin file.
-pub fn load_file(path: &Path, fuel: bool, cache_dir: Option<&Path>) -> Result<Loaded, String> {
-    let sig = FileSig::of(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let runtime =
-        Runtime::get(fuel).map_err(|e| format!("cannot start the WebAssembly runtime: {e:#}"))?;
+/// Reads, checks and compiles (or loads from the cache) one plugin file. The error is the
+/// config key to blame (`path`, or `limits.memory` when `memory` is below what the language
+/// runtime the file embeds needs: checked before compiling, which takes seconds for a Python or
+/// JavaScript component) and why.
+pub fn load_file(
+    path: &Path,
+    fuel: bool,
+    cache_dir: Option<&Path>,
+    memory: (&str, u64),
+) -> Result<Loaded, (&'static str, String)> {
+    let unusable = |reason: String| ("path", reason);
+    let sig =
+        FileSig::of(path).map_err(|e| unusable(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| unusable(format!("cannot read {}: {e}", path.display())))?;
+    let guest = Guest::detect(&bytes);
+    let (name, limit) = memory;
+    guest
+        .check_memory(name, limit)
+        .map_err(|reason| ("limits.memory", reason))?;
+    let runtime = Runtime::get(fuel)
+        .map_err(|e| unusable(format!("cannot start the WebAssembly runtime: {e:#}")))?;
     let started = std::time::Instant::now();
     let (component, from_cache) = runtime.compile(&bytes, cache_dir).map_err(|e| {
-        format!(
+        unusable(format!(
             "{}: not a valid WebAssembly component: {e:#}",
             path.display()
-        )
+        ))
     })?;
     let compile_time = started.elapsed();
     let pre = runtime
         .prepare(&component)
-        .map_err(|e| format!("{}: {e:#}", path.display()))?;
+        .map_err(|e| unusable(format!("{}: {e:#}", path.display())))?;
     tracing::debug!(
         path = %path.display(),
         from_cache,
@@ -336,7 +352,7 @@ pub fn load_file(path: &Path, fuel: bool, cache_dir: Option<&Path>) -> Result<Lo
         pre,
         sig,
         hash: xxhash_rust::xxh3::xxh3_128(&bytes),
-        guest: Guest::detect(&bytes),
+        guest,
         from_cache,
         compile_time,
     })

@@ -273,21 +273,16 @@ impl Runtime {
         cache_dir: Option<&Path>,
     ) -> anyhow::Result<(Component, bool)> {
         let cached = cache_dir.map(|d| d.join(self.cache_key(bytes)));
-        if let Some(path) = &cached
-            && path.exists()
-        {
-            // SAFETY: the file was written by `Engine::precompile_component` of an engine with
-            // the same compatibility hash (the key says so), into tailcar's own cache
-            // directory, atomically (temporary file + rename). wasmtime checks its header and
-            // settings again. Anyone able to write that directory could also replace tailcar's
-            // configuration or plugins, so it is trusted as much as they are.
-            match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(c) => return Ok((c, true)),
-                Err(e) => tracing::warn!(
-                    path = %path.display(),
-                    "compiled plugin in the cache is unusable ({e:#}); compiling again"
-                ),
-            }
+        if let Some(c) = cached.as_deref().and_then(|p| self.load_cached(p)) {
+            return Ok((c, true));
+        }
+        // Several tailcars sharing a cache directory (or a test suite's processes) compile a
+        // component once: on a miss the directory's lock is taken, and whoever waited for it
+        // finds the entry the holder wrote. Without it they would each spend the seconds a
+        // Python or JavaScript component takes. A lock that cannot be taken only costs that.
+        let _compiling = cache_dir.and_then(lock_dir);
+        if let Some(c) = cached.as_deref().and_then(|p| self.load_cached(p)) {
+            return Ok((c, true));
         }
         let compiled = self
             .engine
@@ -302,6 +297,28 @@ impl Runtime {
         let component = unsafe { Component::deserialize(&self.engine, &compiled) }
             .map_err(|e| anyhow!("{e:#}"))?;
         Ok((component, false))
+    }
+
+    /// The component cached at `path`, if there is a usable one.
+    fn load_cached(&self, path: &Path) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the file was written by `Engine::precompile_component` of an engine with the
+        // same compatibility hash (the key says so), into tailcar's own cache directory,
+        // atomically (temporary file + rename). wasmtime checks its header and settings again.
+        // Anyone able to write that directory could also replace tailcar's configuration or
+        // plugins, so it is trusted as much as they are.
+        match unsafe { Component::deserialize_file(&self.engine, path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "compiled plugin in the cache is unusable ({e:#}); compiling again"
+                );
+                None
+            }
+        }
     }
 
     /// Checks that `component` implements tailcar's world and prepares its instantiation.
@@ -325,6 +342,28 @@ impl Runtime {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Takes the exclusive lock (`flock`) of cache directory `dir`, waiting while another process
+/// compiles into it. Locking the directory itself leaves nothing in it but compiled entries.
+/// `None` when it cannot be taken (logged); the kernel releases it when the file is dropped or
+/// the process dies, however it dies.
+fn lock_dir(dir: &Path) -> Option<std::fs::File> {
+    let taken = (|| -> anyhow::Result<std::fs::File> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file =
+            std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", dir.display()))?;
+        Ok(file)
+    })();
+    match taken {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!("compiling without the plugin cache's lock: {e:#}");
+            None
+        }
+    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

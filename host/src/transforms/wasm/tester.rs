@@ -52,21 +52,20 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<TestSummary, String> {
     let started = Instant::now();
-    let loaded = load_file(
-        &opts.plugin,
-        opts.limits.fuel.is_some(),
-        opts.cache_dir.as_deref(),
-    )?;
-    let load_time = started.elapsed();
     let name: Arc<str> = opts
         .plugin
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into())
         .into();
-    loaded
-        .guest
-        .check_memory(&name, opts.limits.memory as u64)?;
+    let loaded = load_file(
+        &opts.plugin,
+        opts.limits.fuel.is_some(),
+        opts.cache_dir.as_deref(),
+        (&name, opts.limits.memory as u64),
+    )
+    .map_err(|(_, reason)| reason)?;
+    let load_time = started.elapsed();
     let spec = PluginSpec {
         name: Arc::clone(&name),
         path: opts.plugin.clone(),

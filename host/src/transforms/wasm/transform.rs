@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use super::convert::{self, RouteTable};
 use super::runtime::{HostCalls, Instance, tailcar::plugin::host::Level};
-use super::stats::{PluginStats, add};
 use super::{FileSig, Loaded, OnError, PluginSpec, load_file};
 use crate::event::Batch;
 use crate::stats::StreamStats;
+use crate::stats::plugin::{PluginStats, add};
 use crate::transforms::Transform;
 
 /// How often the plugin file is checked for a new version.
@@ -94,7 +94,9 @@ impl WasmPlugin {
             &self.spec.path,
             self.spec.limits.fuel.is_some(),
             self.spec.cache_dir.as_deref(),
+            (&self.spec.name, self.spec.limits.memory as u64),
         )
+        .map_err(|(_, reason)| reason)
         .and_then(|loaded| {
             if loaded.hash == self.loaded.hash {
                 return Ok((loaded, None));

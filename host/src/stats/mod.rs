@@ -1,6 +1,13 @@
-//! Counters of what each stream and sink did: reported in tailcar's log at shutdown and read by
-//! the admin endpoint's `/metrics` (see [`crate::admin`]), with the liveness marks `/healthz`
-//! and `/readyz` use. Relaxed atomics: they are statistics, not synchronisation.
+//! Counters of what each stream, sink and plugin did, and the registry that keeps them by name
+//! ([`telemetry`]): reported in tailcar's log at shutdown and read by the admin endpoint's
+//! `/metrics`, with the liveness marks `/healthz` and `/readyz` use. Relaxed atomics: they are
+//! statistics, not synchronisation. A leaf: the runtime modules count here, and the admin
+//! endpoint (above them) reads here, so no runtime module needs the endpoint.
+
+pub mod plugin;
+pub mod telemetry;
+
+pub use plugin::PluginStats;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

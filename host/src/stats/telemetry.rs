@@ -9,9 +9,9 @@ use indexmap::IndexMap;
 use tokio::sync::mpsc;
 
 use crate::checkpoint::Ledger;
-use crate::sinks::SinkBatch;
+use crate::queue::SinkBatch;
+use crate::stats::PluginStats;
 use crate::stats::{SinkStats, StreamStats};
-use crate::transforms::wasm::stats::PluginStats;
 
 /// A running sink, as the endpoint sees it.
 #[derive(Debug, Clone)]
