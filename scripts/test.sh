@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # A full run builds everything once: incremental state would only add gigabytes on disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Compiled dependencies are kept per machine, not per clone: a run in a fresh clone on a machine
+# that ran the suite before rebuilds only tailcar's own crates (cargo names a workspace crate's
+# artifacts by its path inside the workspace, so clones share and overwrite them rather than
+# pile up). The suite's plugin compile cache lives there too (CARGO_TARGET_TMPDIR). Set
+# CARGO_TARGET_DIR to choose another place; on a fresh machine the first run fills it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tailcar/target}"
 
 command -v cargo >/dev/null || { echo "cargo is required (rustup toolchain)"; exit 1; }
 # rustfmt and clippy ship with the machine's rustup toolchain; make sure they are there.
@@ -41,9 +47,16 @@ bash plugins/python/build.sh
 bash plugins/javascript/build.sh
 
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
 # The example and test plugins, built once for WebAssembly (the integration tests reuse them).
 CARGO_TARGET_DIR=target/plugins cargo build --locked --profile plugin --target wasm32-wasip2 \
   -p nginx_parse -p drop_healthchecks -p json_kv_parse -p redact -p sample -p passthrough -p hostile \
   -p wrong_world
+# Clippy runs inside the test build: as the workspace's compiler wrapper, clippy-driver compiles
+# tailcar's crates (every target: lib, tests, benches, examples) and lints them in the same pass,
+# with warnings as errors, so the dependencies are compiled once instead of once more in
+# `cargo clippy`'s check mode. The same settings stay exported for `cargo test`, which then finds
+# everything built.
+export RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+cargo test --workspace --all-targets --locked --no-run
 cargo test --workspace --locked
