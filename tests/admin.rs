@@ -186,7 +186,18 @@ fn readiness_fails_while_a_plugin_keeps_failing_or_a_sink_is_down() {
             >= 1.0
     );
 
-    // Three failing batches in a row: the plugin counts as failing.
+    // Three failing batches in a row: the plugin counts as failing. Each is written once the
+    // one before is counted, so each is a batch of its own.
+    let failures = || -> f64 {
+        http(port, "GET", "/metrics")
+            .1
+            .lines()
+            .filter(|l| {
+                l.starts_with("tailcar_plugin_failures_total{stream=\"s\",plugin=\"hostile\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
     for i in 0..3 {
         let mut f = fs::OpenOptions::new()
             .append(true)
@@ -194,7 +205,8 @@ fn readiness_fails_while_a_plugin_keeps_failing_or_a_sink_is_down() {
             .unwrap();
         writeln!(f, "PANIC {i}").unwrap();
         drop(f);
-        std::thread::sleep(Duration::from_millis(400));
+        let counted = wait_until(Duration::from_secs(30), || failures() > f64::from(i));
+        assert!(counted, "failure {i} not counted:\n{}", t.stderr());
     }
     let body = wait_for(port, "/readyz", 503);
     assert!(

@@ -437,8 +437,9 @@ fn memory_stays_bounded_while_the_sink_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let addr = free_port();
+    let admin = free_port().port();
     let cfg = format!(
-        "admin: {{ enabled: false }}\nstreams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [remote]\nsinks:\n  remote: {{ type: http, url: 'http://{addr}/', retry: {{ initial_backoff: 1s, max_backoff: 1s }} }}\n",
+        "admin: {{ address: '127.0.0.1:{admin}' }}\nstreams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [remote]\nsinks:\n  remote: {{ type: http, url: 'http://{addr}/', retry: {{ initial_backoff: 1s, max_backoff: 1s }} }}\n",
         d = d.display()
     );
     fs::write(d.join("tailcar.yaml"), cfg).unwrap();
@@ -453,7 +454,12 @@ fn memory_stays_bounded_while_the_sink_is_down() {
             chunk * 10_000..(chunk + 1) * 10_000,
         );
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Measured once the queues are full and reading has stopped: all tailcar holds, it holds now.
+    assert!(
+        wait_backpressured(admin, "app", T),
+        "the stream never waited on its sink:\n{}",
+        tc.stderr()
+    );
     let rss_kib = rss_kib(tc.pid());
     eprintln!("RSS with the sink down and 150 MB written: {rss_kib} KiB");
     assert!(

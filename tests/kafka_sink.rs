@@ -313,9 +313,11 @@ fn a_broker_restarted_mid_stream_loses_nothing() {
     );
     // Memory storage: what the first broker held is read now, before it goes.
     let before: Vec<u64> = consume(addr, "logs", 1).iter().map(seq).collect();
+    let failed = tc.stderr_count("delivery failed; retrying");
     broker.stop();
     write_lines(&log, 500..1000);
-    std::thread::sleep(Duration::from_secs(1));
+    // Those lines meet the broker gone: tailcar retries them.
+    tc.wait_stderr_after("delivery failed; retrying", failed, T);
     let broker = Broker::start(addr, &[]);
     broker.create_topic("logs", 1);
     write_lines(&log, 1000..1500);

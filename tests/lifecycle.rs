@@ -138,6 +138,8 @@ fn a_drain_that_runs_out_of_time_is_reported_and_checkpoints_only_acknowledged_l
     let log = dir.path().join("big.log");
     append(&log, "a", 0..200_000); // ~30 MB: far more than a pipe holds
     // Nobody reads tailcar's stdout: the stdout sink blocks once the pipe is full.
+    let admin = support::http_server::free_port();
+    let admin_arg = admin.to_string();
     let mut tc = Tailcar::start_with(
         dir.path(),
         &[
@@ -146,12 +148,18 @@ fn a_drain_that_runs_out_of_time_is_reported_and_checkpoints_only_acknowledged_l
             "ck",
             "--grace-period",
             "1s",
+            "--admin",
+            &admin_arg,
             "big.log",
         ],
         false,
     );
     tc.wait_stderr("tailing file", T);
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        wait_backpressured(admin.port(), "big", T),
+        "the stream never waited on stdout:\n{}",
+        tc.stderr()
+    );
     // Backpressure reached the tailer: it stopped reading instead of buffering the file.
     let rss_kib = rss_kib(tc.pid());
     assert!(

@@ -241,11 +241,19 @@ fn loops_memory_bombs_and_exceptions_cost_their_own_batch_in_python_and_javascri
         );
     }
     // A good batch, a bad one, then good ones again: each stream ships all of them (the bad
-    // batch passed on unchanged) and its plugin gets a fresh instance after the failure.
+    // batch passed on unchanged) and its plugin gets a fresh instance after the failure. Each
+    // write waits for the one before to be shipped, so each is a batch of its own.
+    let shipped = |s: &str, n: usize| {
+        let out = d.join(format!("{s}.json"));
+        let ok = wait_until(Duration::from_secs(30), || lines_of(&out).len() == n);
+        assert!(ok, "{s}: {:?}\n{}", lines_of(&out), t.stderr());
+    };
     for s in &names {
         append(&d.join(format!("{s}.log")), "good", 0..3);
     }
-    std::thread::sleep(Duration::from_millis(500));
+    for s in &names {
+        shipped(s, 3);
+    }
     for s in &names {
         fs::OpenOptions::new()
             .append(true)
@@ -253,7 +261,9 @@ fn loops_memory_bombs_and_exceptions_cost_their_own_batch_in_python_and_javascri
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"BAD line\n"))
             .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(500));
+    for s in &names {
+        shipped(s, 4);
+    }
     for s in &names {
         append(&d.join(format!("{s}.log")), "after", 0..3);
     }

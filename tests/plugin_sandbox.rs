@@ -51,7 +51,8 @@ fn an_infinite_loop_is_interrupted_and_other_streams_keep_shipping() {
     let mut t = Tailcar::start(d, &["run", "--config", "tailcar.yaml"]);
     t.wait_stderr("tailing file stream=fast", Duration::from_secs(10));
     fs::write(d.join("slow.log"), "before\nLOOP forever\n").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Found and read at once: from here its plugin loops for 4 s.
+    t.wait_stderr("tailing file stream=slow", Duration::from_secs(10));
     append(&d.join("fast.log"), "fast", 0..100);
     // The fast stream ships while the slow one is stuck in its plugin (4 s deadline).
     let shipped = wait_until(Duration::from_secs(3), || {

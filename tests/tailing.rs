@@ -62,7 +62,8 @@ fn picks_up_files_that_appear_later_through_a_glob() {
     let pattern = format!("{}/*.log", logs.display());
     // Neither the directory nor the file exists yet.
     let tc = Tailcar::start(dir.path(), &["tail", &pattern]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Its first scan found nothing: what follows appears after it.
+    tc.wait_stderr("no file matches the stream's paths yet", T);
     fs::create_dir(&logs).unwrap();
     append(&logs.join("late.log"), "a", 0..5);
     fs::write(logs.join("ignored.txt"), "not matched\n").unwrap();

@@ -198,10 +198,11 @@ fn a_server_restarted_mid_stream_loses_nothing() {
         tc.stderr()
     );
     let before = server.lines();
+    let failed = tc.stderr_count("delivery failed; retrying");
     server.stop();
     // Written while the server is down: retried until it is back.
     json_lines(&log, 300..600);
-    std::thread::sleep(Duration::from_millis(700));
+    tc.wait_stderr_after("delivery failed; retrying", failed, T);
     let server = LineServer::start(addr, None);
     json_lines(&log, 600..900);
     assert!(

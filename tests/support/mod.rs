@@ -119,6 +119,21 @@ impl Tailcar {
         );
     }
 
+    /// How many times stderr holds `text` so far.
+    pub fn stderr_count(&self, text: &str) -> usize {
+        self.stderr().matches(text).count()
+    }
+
+    /// Waits until stderr holds `text` more than `before` times (an event logged again).
+    pub fn wait_stderr_after(&self, text: &str, before: usize, timeout: Duration) {
+        let ok = wait_until(timeout, || self.stderr_count(text) > before);
+        assert!(
+            ok,
+            "timed out waiting for `{text}` in stderr after the {before} seen before:\n{}",
+            self.stderr()
+        );
+    }
+
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
             .expect("sending a signal");
@@ -383,6 +398,49 @@ pub fn lang_plugin(lang: &str, name: &str) -> PathBuf {
     let path = root.join(format!("target/plugins/{lang}/{name}.wasm"));
     assert!(path.exists(), "{} was not built", path.display());
     path
+}
+
+/// GET `path` from the admin endpoint on 127.0.0.1:`port`: (status, body); (0, "") while
+/// nothing listens there yet.
+pub fn admin_get(port: u16, path: &str) -> (u16, String) {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    if s.read_to_string(&mut text).is_err() || text.len() < 12 {
+        return (0, String::new());
+    }
+    let status = text[9..12].parse().unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of sample `series` (`name{labels}`) in an OpenMetrics text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until stream `stream` of the tailcar whose admin endpoint is on `port` is held back by
+/// its sinks (`tailcar_stream_waiting_on_sinks` 1 on two scrapes in a row): its sink queues are
+/// full and its reading has stopped, so whatever tailcar buffers is buffered by now.
+pub fn wait_backpressured(port: u16, stream: &str, timeout: Duration) -> bool {
+    let series = format!("tailcar_stream_waiting_on_sinks{{stream=\"{stream}\"}}");
+    let mut in_a_row = 0;
+    wait_until(timeout, || {
+        let waiting = metric(&admin_get(port, "/metrics").1, &series) == Some(1.0);
+        in_a_row = if waiting { in_a_row + 1 } else { 0 };
+        in_a_row >= 2
+    })
 }
 
 /// A plugin compile cache shared by every test of the run (and by later runs): a Python or

@@ -126,6 +126,18 @@ impl Collector for TelemetryCollector {
             "Files the stream is tailing now (0 while its paths match nothing: alert on it).",
             streams.iter().map(|(n, s)| (s1(n), get(&s.files) as i64)),
         )?;
+        gauges(
+            &mut encoder,
+            "stream_waiting_on_sinks",
+            "1 while the stream's reading waits for a sink queue to make room (backpressure: the \
+             files are the buffer), 0 otherwise.",
+            streams.iter().map(|(n, s)| {
+                let waiting = s
+                    .waiting_on_sinks
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                (s1(n), i64::from(waiting))
+            }),
+        )?;
 
         // Lag: file size minus the acknowledged offset, per stream (or per file when asked).
         let lag = lag(t, settings.file_labels);

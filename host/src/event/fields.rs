@@ -26,14 +26,8 @@
 
 use std::fmt;
 
-/// Kinds of a field value (the WIT `kinds` column).
-pub const NULL: u8 = 0;
-pub const FALSE: u8 = 1;
-pub const TRUE: u8 = 2;
-pub const INT: u8 = 3;
-pub const FLOAT: u8 = 4;
-pub const TEXT: u8 = 5;
-pub const JSON: u8 = 6;
+/// Kinds of a field value (the WIT `kinds` column), as the plugin boundary numbers them.
+pub use tailcar_wire::kind::{FALSE, FLOAT, INT, JSON, NULL, TEXT, TRUE};
 /// A removed field: skipped by every reader, dropped by the next compaction.
 const GONE: u8 = u8::MAX;
 

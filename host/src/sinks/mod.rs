@@ -87,7 +87,57 @@ impl SinkContext {
     }
 }
 
+/// What every sink's configuration provides; each sink's folder implements it beside its
+/// config struct, and [`SinkConfig`] hands each call to the sink its `type` names.
+pub trait Sink {
+    /// The sink's type, as written in the configuration.
+    fn kind(&self) -> &'static str;
+
+    /// Starts the sink reading `input`; it reports on `exit` when it stops.
+    fn spawn(
+        &self,
+        name: Arc<str>,
+        input: mpsc::Receiver<SinkBatch>,
+        exit: mpsc::UnboundedSender<SinkExit>,
+        ctx: &SinkContext,
+    ) -> anyhow::Result<()>;
+
+    /// Checks the settings the types cannot (URLs, TLS files, secrets, templates): the
+    /// expensive part of validation, run once when the configuration is validated.
+    fn check_settings(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// A remote sink's shared options (`None`: it talks to no server). Cheap: read as written.
+    fn remote_options(&self) -> Option<util::delivery::RemoteOptions<'_>> {
+        None
+    }
+
+    /// The templates it fills per record, with their keys (relative to the sink).
+    fn templates(&self) -> Vec<(String, util::template::Template)> {
+        Vec::new()
+    }
+
+    /// A one-line description for `tailcar check`.
+    fn describe(&self) -> String;
+}
+
 impl SinkConfig {
+    /// The sink this configuration is.
+    fn sink(&self) -> &dyn Sink {
+        match self {
+            SinkConfig::Stdout(c) => c,
+            SinkConfig::File(c) => c,
+            SinkConfig::Http(c) => &**c,
+            SinkConfig::Elasticsearch(c) => &**c,
+            SinkConfig::Loki(c) => &**c,
+            SinkConfig::Tcp(c) => &**c,
+            SinkConfig::Kafka(c) => &**c,
+            SinkConfig::Syslog(c) => &**c,
+            SinkConfig::Otlp(c) => &**c,
+        }
+    }
+
     /// Starts the sink reading `input`; it reports on `exit` when it stops.
     pub fn spawn(
         &self,
@@ -96,32 +146,12 @@ impl SinkConfig {
         exit: mpsc::UnboundedSender<SinkExit>,
         ctx: &SinkContext,
     ) -> anyhow::Result<()> {
-        match self {
-            SinkConfig::Stdout(c) => c.spawn(name, input, exit, ctx),
-            SinkConfig::File(c) => c.spawn(name, input, exit, ctx),
-            SinkConfig::Http(c) => c.spawn(name, input, exit, ctx),
-            SinkConfig::Elasticsearch(c) => c.spawn(name, input, exit, ctx),
-            SinkConfig::Loki(c) => c.spawn(name, input, exit, ctx),
-            SinkConfig::Tcp(c) => c.spawn(name, input, exit, ctx),
-            SinkConfig::Kafka(c) => c.spawn(name, input, exit, ctx),
-            SinkConfig::Syslog(c) => c.spawn(name, input, exit, ctx),
-            SinkConfig::Otlp(c) => c.spawn(name, input, exit, ctx),
-        }
+        self.sink().spawn(name, input, exit, ctx)
     }
 
     /// The sink's type, as written in the configuration.
     pub fn kind(&self) -> &'static str {
-        match self {
-            SinkConfig::Stdout(_) => "stdout",
-            SinkConfig::File(_) => "file",
-            SinkConfig::Http(_) => "http",
-            SinkConfig::Elasticsearch(_) => "elasticsearch",
-            SinkConfig::Loki(_) => "loki",
-            SinkConfig::Tcp(_) => "tcp",
-            SinkConfig::Kafka(_) => "kafka",
-            SinkConfig::Syslog(_) => "syslog",
-            SinkConfig::Otlp(_) => "otlp",
-        }
+        self.sink().kind()
     }
 
     /// Whether the sink talks to a server.
@@ -129,34 +159,22 @@ impl SinkConfig {
         self.remote().is_some()
     }
 
-    /// A remote sink's settings check and shared options (`None` for stdout and file).
-    fn remote(&self) -> Option<(anyhow::Result<()>, util::delivery::RemoteOptions<'_>)> {
-        match self {
-            SinkConfig::Stdout(_) | SinkConfig::File(_) => None,
-            SinkConfig::Http(c) => Some((c.settings().map(drop), c.options())),
-            SinkConfig::Elasticsearch(c) => Some((c.settings().map(drop), c.options())),
-            SinkConfig::Loki(c) => Some((c.settings().map(drop), c.options())),
-            SinkConfig::Tcp(c) => Some((c.check(), c.options())),
-            SinkConfig::Kafka(c) => Some((c.check(), c.options())),
-            SinkConfig::Syslog(c) => Some((c.check(), c.options())),
-            SinkConfig::Otlp(c) => Some((c.settings().map(drop), c.options())),
-        }
+    /// A remote sink's shared options (`None` for stdout and file).
+    fn remote(&self) -> Option<util::delivery::RemoteOptions<'_>> {
+        self.sink().remote_options()
     }
 
     /// Checks what the types cannot, before anything starts: `(key relative to the sink,
     /// reason)`. `name` is this sink's name; `sinks` every sink's name.
     pub fn validate(&self, name: &str, sinks: &[&str]) -> Result<(), (String, String)> {
-        let Some((settings, options)) = self.remote() else {
-            return Ok(());
-        };
-        settings.map_err(|e| {
+        self.sink().check_settings().map_err(|e| {
             let msg = format!("{e:#}");
             match msg.split_once(": ") {
                 Some((key, reason)) if !key.contains(' ') => (key.to_string(), reason.to_string()),
                 _ => (String::new(), msg),
             }
         })?;
-        if let Some(dl) = options.dead_letter {
+        if let Some(dl) = self.dead_letter() {
             if dl == name {
                 return Err((
                     "dead_letter".into(),
@@ -175,87 +193,22 @@ impl SinkConfig {
 
     /// The sink this one sends permanently rejected records to.
     pub fn dead_letter(&self) -> Option<&str> {
-        self.remote().and_then(|(_, o)| o.dead_letter)
+        self.remote().and_then(|o| o.dead_letter)
     }
 
     /// What the router does when this sink's queue is full.
     pub fn when_full(&self) -> crate::queue::WhenFull {
-        self.remote().map(|(_, o)| o.when_full).unwrap_or_default()
+        self.remote().map(|o| o.when_full).unwrap_or_default()
     }
 
     /// The templates this sink fills per record, with their keys (relative to the sink); an
     /// `id_field` counts as the template `{id_field}`.
     pub fn templates(&self) -> Vec<(String, util::template::Template)> {
-        use util::template::Template;
-        let mut out = Vec::new();
-        match self {
-            SinkConfig::Stdout(_)
-            | SinkConfig::File(_)
-            | SinkConfig::Http(_)
-            | SinkConfig::Tcp(_) => {}
-            SinkConfig::Elasticsearch(c) => {
-                out.push(("index".into(), Template::parse(&c.index)));
-                if let Some(f) = &c.id_field {
-                    out.push(("id_field".into(), Template::parse(&format!("{{{f}}}"))));
-                }
-            }
-            SinkConfig::Loki(c) => out.extend(
-                c.labels
-                    .iter()
-                    .map(|(k, v)| (format!("labels.{k}"), Template::parse(v))),
-            ),
-            SinkConfig::Kafka(c) => {
-                out.push(("topic".into(), c.topic.clone()));
-                out.extend(c.key.clone().map(|k| ("key".into(), k)));
-                out.extend(
-                    c.headers
-                        .iter()
-                        .map(|(k, t)| (format!("headers.{k}"), t.clone())),
-                );
-            }
-            SinkConfig::Syslog(c) => {
-                out.push(("facility".into(), c.facility.clone()));
-                out.push(("severity".into(), c.severity.clone()));
-                out.extend(c.hostname.clone().map(|t| ("hostname".into(), t)));
-                out.push(("app_name".into(), c.app_name.clone()));
-                out.extend(c.proc_id.clone().map(|t| ("proc_id".into(), t)));
-                out.extend(c.msg_id.clone().map(|t| ("msg_id".into(), t)));
-            }
-            SinkConfig::Otlp(c) => out.extend(
-                c.resource
-                    .iter()
-                    .map(|(k, t)| (format!("resource.{k}"), t.clone())),
-            ),
-        }
-        out
+        self.sink().templates()
     }
 
     /// A one-line description for `tailcar check`.
     pub fn describe(&self) -> String {
-        match self {
-            SinkConfig::Stdout(c) => format!("stdout, format {}", c.format),
-            SinkConfig::File(c) => format!("file {}, format {}", c.path.display(), c.format),
-            SinkConfig::Http(c) => format!("http {} {}", c.method, c.url),
-            SinkConfig::Elasticsearch(c) => format!("elasticsearch {} index {}", c.url, c.index),
-            SinkConfig::Loki(c) => format!("loki {} ({:?})", c.url, c.encoding).to_lowercase(),
-            SinkConfig::Tcp(c) => format!(
-                "tcp {}{} ({:?})",
-                c.address,
-                if c.tls.is_some() { " tls" } else { "" },
-                c.format
-            )
-            .to_lowercase(),
-            SinkConfig::Kafka(c) => format!(
-                "kafka {} acks {:?}, compression {:?}",
-                c.bootstrap_servers.join(","),
-                c.acks,
-                c.compression
-            )
-            .to_lowercase(),
-            SinkConfig::Syslog(c) => {
-                format!("syslog {} {:?} {:?}", c.address, c.protocol, c.format).to_lowercase()
-            }
-            SinkConfig::Otlp(c) => format!("otlp {} ({:?})", c.url, c.encoding).to_lowercase(),
-        }
+        self.sink().describe()
     }
 }

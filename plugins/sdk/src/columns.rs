@@ -6,23 +6,9 @@ use std::borrow::Cow;
 use crate::value::Value;
 use crate::wit;
 
-/// `changes` bits of an output record.
-pub(crate) const LINE: u8 = 1;
-pub(crate) const TIME: u8 = 2;
-pub(crate) const FIELDS: u8 = 4;
-pub(crate) const ROUTE: u8 = 8;
-
-/// `kinds` of a field value.
-const NULL: u8 = 0;
-const FALSE: u8 = 1;
-const TRUE: u8 = 2;
-const INT: u8 = 3;
-const FLOAT: u8 = 4;
-const TEXT: u8 = 5;
-const JSON: u8 = 6;
-
-/// `nanos` of a record without an event time.
-pub(crate) const NO_TIME: u32 = u32::MAX;
+pub(crate) use tailcar_wire::NO_TIME;
+pub(crate) use tailcar_wire::changes::{FIELDS, LINE, ROUTE, TIME};
+use tailcar_wire::kind::{FALSE, FLOAT, INT, JSON, NULL, TEXT, TRUE};
 
 pub(crate) fn empty_fields() -> wit::Fields {
     wit::Fields {

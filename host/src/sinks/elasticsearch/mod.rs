@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
+use super::util::delivery::RemoteOptions;
 use super::util::delivery::{self, Encoder, remote_sink_config};
 use super::util::http::{Compression, HttpSettings, Response, endpoint};
 use super::util::retry::{Outcome, classify_status};
@@ -170,7 +171,21 @@ impl ElasticsearchConfig {
         )
     }
 
-    pub fn spawn(
+    /// The request body's encoder.
+    pub(crate) fn encoder(&self) -> impl Encoder + use<> {
+        BulkEncoder {
+            index: Template::parse(&self.index),
+            config: self.clone(),
+        }
+    }
+}
+
+impl super::Sink for ElasticsearchConfig {
+    fn kind(&self) -> &'static str {
+        "elasticsearch"
+    }
+
+    fn spawn(
         &self,
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
@@ -183,12 +198,24 @@ impl ElasticsearchConfig {
         Ok(())
     }
 
-    /// The request body's encoder.
-    pub(crate) fn encoder(&self) -> impl Encoder + use<> {
-        BulkEncoder {
-            index: Template::parse(&self.index),
-            config: self.clone(),
+    fn check_settings(&self) -> anyhow::Result<()> {
+        self.settings().map(drop)
+    }
+
+    fn remote_options(&self) -> Option<RemoteOptions<'_>> {
+        Some(self.options())
+    }
+
+    fn templates(&self) -> Vec<(String, Template)> {
+        let mut out = vec![("index".to_string(), Template::parse(&self.index))];
+        if let Some(f) = &self.id_field {
+            out.push(("id_field".into(), Template::parse(&format!("{{{f}}}"))));
         }
+        out
+    }
+
+    fn describe(&self) -> String {
+        format!("elasticsearch {} index {}", self.url, self.index)
     }
 }
 

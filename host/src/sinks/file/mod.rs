@@ -25,8 +25,12 @@ pub struct FileConfig {
     pub fsync: bool,
 }
 
-impl FileConfig {
-    pub fn spawn(
+impl super::Sink for FileConfig {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn spawn(
         &self,
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
@@ -57,5 +61,9 @@ impl FileConfig {
             sync,
         };
         writer::spawn(name, dest, input, exit, stats)
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}, format {}", self.path.display(), self.format)
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
+use super::util::delivery::RemoteOptions;
 use super::util::delivery::{self, Encoder, remote_sink_config};
 use super::util::encode::{Format, encode_range};
 use super::util::http::{Compression, HttpSettings};
@@ -63,7 +64,20 @@ impl HttpSinkConfig {
         )
     }
 
-    pub fn spawn(
+    /// The request body's encoder.
+    pub(crate) fn encoder(&self) -> impl Encoder + use<> {
+        HttpEncoder {
+            format: self.format,
+        }
+    }
+}
+
+impl super::Sink for HttpSinkConfig {
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+
+    fn spawn(
         &self,
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
@@ -76,11 +90,16 @@ impl HttpSinkConfig {
         Ok(())
     }
 
-    /// The request body's encoder.
-    pub(crate) fn encoder(&self) -> impl Encoder + use<> {
-        HttpEncoder {
-            format: self.format,
-        }
+    fn check_settings(&self) -> anyhow::Result<()> {
+        self.settings().map(drop)
+    }
+
+    fn remote_options(&self) -> Option<RemoteOptions<'_>> {
+        Some(self.options())
+    }
+
+    fn describe(&self) -> String {
+        format!("http {} {}", self.method, self.url)
     }
 }
 

@@ -41,6 +41,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
+use super::util::delivery::RemoteOptions;
 use super::util::delivery::{self, Transport, remote_sink_config};
 use super::util::encode::{Format, encode_range};
 use super::util::http::{Secret, TlsConfig};
@@ -189,8 +190,14 @@ impl KafkaConfig {
             },
         }))
     }
+}
 
-    pub fn spawn(
+impl super::Sink for KafkaConfig {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn spawn(
         &self,
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
@@ -235,6 +242,35 @@ impl KafkaConfig {
             round_robin: AtomicUsize::new(0),
         };
         delivery::start(name, transport, self.options(), input, exit, ctx)
+    }
+
+    fn check_settings(&self) -> anyhow::Result<()> {
+        self.check()
+    }
+
+    fn remote_options(&self) -> Option<RemoteOptions<'_>> {
+        Some(self.options())
+    }
+
+    fn templates(&self) -> Vec<(String, Template)> {
+        let mut out = vec![("topic".to_string(), self.topic.clone())];
+        out.extend(self.key.clone().map(|k| ("key".into(), k)));
+        out.extend(
+            self.headers
+                .iter()
+                .map(|(k, t)| (format!("headers.{k}"), t.clone())),
+        );
+        out
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "kafka {} acks {:?}, compression {:?}",
+            self.bootstrap_servers.join(","),
+            self.acks,
+            self.compression
+        )
+        .to_lowercase()
     }
 }
 

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
+use super::util::delivery::RemoteOptions;
 use super::util::delivery::{self, Encoder, remote_sink_config};
 use super::util::http::{Compression, HttpSettings, Secret, endpoint};
 use super::util::template::Template;
@@ -81,19 +82,6 @@ impl LokiConfig {
         )
     }
 
-    pub fn spawn(
-        &self,
-        name: Arc<str>,
-        input: mpsc::Receiver<SinkBatch>,
-        exit: mpsc::UnboundedSender<SinkExit>,
-        ctx: &SinkContext,
-    ) -> anyhow::Result<()> {
-        let encoder = Arc::new(self.encoder(ctx.stats(&name)));
-        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
-        delivery::start(name, transport, self.options(), input, exit, ctx)?;
-        Ok(())
-    }
-
     /// The request body's encoder; label sets past `max_label_sets` are counted in `stats`.
     pub(crate) fn encoder(&self, stats: Arc<crate::stats::SinkStats>) -> impl Encoder + use<> {
         PushEncoder {
@@ -111,6 +99,44 @@ impl LokiConfig {
             seen: Mutex::default(),
             stats,
         }
+    }
+}
+
+impl super::Sink for LokiConfig {
+    fn kind(&self) -> &'static str {
+        "loki"
+    }
+
+    fn spawn(
+        &self,
+        name: Arc<str>,
+        input: mpsc::Receiver<SinkBatch>,
+        exit: mpsc::UnboundedSender<SinkExit>,
+        ctx: &SinkContext,
+    ) -> anyhow::Result<()> {
+        let encoder = Arc::new(self.encoder(ctx.stats(&name)));
+        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
+        delivery::start(name, transport, self.options(), input, exit, ctx)?;
+        Ok(())
+    }
+
+    fn check_settings(&self) -> anyhow::Result<()> {
+        self.settings().map(drop)
+    }
+
+    fn remote_options(&self) -> Option<RemoteOptions<'_>> {
+        Some(self.options())
+    }
+
+    fn templates(&self) -> Vec<(String, Template)> {
+        self.labels
+            .iter()
+            .map(|(k, v)| (format!("labels.{k}"), Template::parse(v)))
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        format!("loki {} ({:?})", self.url, self.encoding).to_lowercase()
     }
 }
 

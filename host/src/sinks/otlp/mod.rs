@@ -37,6 +37,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
+use super::util::delivery::RemoteOptions;
 use super::util::delivery::{self, Encoder, remote_sink_config};
 use super::util::http::{Compression, HttpSettings, Response, endpoint};
 use super::util::retry::{Outcome, classify_status};
@@ -119,26 +120,6 @@ impl OtlpConfig {
         )
     }
 
-    pub fn spawn(
-        &self,
-        name: Arc<str>,
-        input: mpsc::Receiver<SinkBatch>,
-        exit: mpsc::UnboundedSender<SinkExit>,
-        ctx: &SinkContext,
-    ) -> anyhow::Result<()> {
-        let k8s_env = if self.kubernetes {
-            K8S.iter()
-                .map(|(_, _, var)| std::env::var(var).ok().filter(|v| !v.is_empty()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let encoder = Arc::new(self.encoder(k8s_env, ctx.stats(&name)));
-        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
-        delivery::start(name, transport, self.options(), input, exit, ctx)?;
-        Ok(())
-    }
-
     /// The request body's encoder, with the Downward API values `k8s_env` (read at start).
     pub(crate) fn encoder(
         &self,
@@ -158,6 +139,51 @@ impl OtlpConfig {
             body_field: self.body_field.clone(),
             stats,
         }
+    }
+}
+
+impl super::Sink for OtlpConfig {
+    fn kind(&self) -> &'static str {
+        "otlp"
+    }
+
+    fn spawn(
+        &self,
+        name: Arc<str>,
+        input: mpsc::Receiver<SinkBatch>,
+        exit: mpsc::UnboundedSender<SinkExit>,
+        ctx: &SinkContext,
+    ) -> anyhow::Result<()> {
+        let k8s_env = if self.kubernetes {
+            K8S.iter()
+                .map(|(_, _, var)| std::env::var(var).ok().filter(|v| !v.is_empty()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let encoder = Arc::new(self.encoder(k8s_env, ctx.stats(&name)));
+        let transport = delivery::HttpTransport::new(&self.tls, self.settings()?, encoder)?;
+        delivery::start(name, transport, self.options(), input, exit, ctx)?;
+        Ok(())
+    }
+
+    fn check_settings(&self) -> anyhow::Result<()> {
+        self.settings().map(drop)
+    }
+
+    fn remote_options(&self) -> Option<RemoteOptions<'_>> {
+        Some(self.options())
+    }
+
+    fn templates(&self) -> Vec<(String, Template)> {
+        self.resource
+            .iter()
+            .map(|(k, t)| (format!("resource.{k}"), t.clone()))
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        format!("otlp {} ({:?})", self.url, self.encoding).to_lowercase()
     }
 }
 

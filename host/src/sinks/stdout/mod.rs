@@ -27,8 +27,12 @@ pub struct StdoutConfig {
     pub format: Format,
 }
 
-impl StdoutConfig {
-    pub fn spawn(
+impl super::Sink for StdoutConfig {
+    fn kind(&self) -> &'static str {
+        "stdout"
+    }
+
+    fn spawn(
         &self,
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
@@ -54,5 +58,9 @@ impl StdoutConfig {
             exit,
             stats,
         )
+    }
+
+    fn describe(&self) -> String {
+        format!("stdout, format {}", self.format)
     }
 }

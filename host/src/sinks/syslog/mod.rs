@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
+use super::util::delivery::RemoteOptions;
 use super::util::delivery::{self, Transport, remote_sink_config};
 use super::util::http::TlsConfig;
 use super::util::net::{Connector, DatagramSender, StreamWriter};
@@ -125,32 +126,6 @@ impl SyslogConfig {
         Ok(())
     }
 
-    pub fn spawn(
-        &self,
-        name: Arc<str>,
-        input: mpsc::Receiver<SinkBatch>,
-        exit: mpsc::UnboundedSender<SinkExit>,
-        ctx: &SinkContext,
-    ) -> anyhow::Result<()> {
-        let wire = match self.protocol {
-            Protocol::Udp => Wire::Udp(DatagramSender::new(&self.address)?),
-            Protocol::Tcp | Protocol::Tls => {
-                let tls = match self.protocol {
-                    Protocol::Tls => Some(self.tls.clone().unwrap_or_default()),
-                    _ => None,
-                };
-                let connector = Connector::new(&self.address, tls.as_ref(), self.request_timeout)?;
-                Wire::Stream(StreamWriter::new(Arc::clone(&name), connector))
-            }
-        };
-        let transport = SyslogTransport {
-            wire,
-            formatter: self.formatter(),
-            stats: ctx.stats(&name),
-        };
-        delivery::start(name, transport, self.options(), input, exit, ctx)
-    }
-
     /// How records become framed messages.
     fn formatter(&self) -> Formatter {
         let hostname = self.hostname.clone().unwrap_or_else(|| {
@@ -183,6 +158,66 @@ impl SyslogConfig {
         for i in 0..batch.len() {
             f.write(batch, i, out);
         }
+    }
+}
+
+impl super::Sink for SyslogConfig {
+    fn kind(&self) -> &'static str {
+        "syslog"
+    }
+
+    fn spawn(
+        &self,
+        name: Arc<str>,
+        input: mpsc::Receiver<SinkBatch>,
+        exit: mpsc::UnboundedSender<SinkExit>,
+        ctx: &SinkContext,
+    ) -> anyhow::Result<()> {
+        let wire = match self.protocol {
+            Protocol::Udp => Wire::Udp(DatagramSender::new(&self.address)?),
+            Protocol::Tcp | Protocol::Tls => {
+                let tls = match self.protocol {
+                    Protocol::Tls => Some(self.tls.clone().unwrap_or_default()),
+                    _ => None,
+                };
+                let connector = Connector::new(&self.address, tls.as_ref(), self.request_timeout)?;
+                Wire::Stream(StreamWriter::new(Arc::clone(&name), connector))
+            }
+        };
+        let transport = SyslogTransport {
+            wire,
+            formatter: self.formatter(),
+            stats: ctx.stats(&name),
+        };
+        delivery::start(name, transport, self.options(), input, exit, ctx)
+    }
+
+    fn check_settings(&self) -> anyhow::Result<()> {
+        self.check()
+    }
+
+    fn remote_options(&self) -> Option<RemoteOptions<'_>> {
+        Some(self.options())
+    }
+
+    fn templates(&self) -> Vec<(String, Template)> {
+        let mut out = vec![
+            ("facility".to_string(), self.facility.clone()),
+            ("severity".to_string(), self.severity.clone()),
+        ];
+        out.extend(self.hostname.clone().map(|t| ("hostname".into(), t)));
+        out.push(("app_name".into(), self.app_name.clone()));
+        out.extend(self.proc_id.clone().map(|t| ("proc_id".into(), t)));
+        out.extend(self.msg_id.clone().map(|t| ("msg_id".into(), t)));
+        out
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "syslog {} {:?} {:?}",
+            self.address, self.protocol, self.format
+        )
+        .to_lowercase()
     }
 }
 

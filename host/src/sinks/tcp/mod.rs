@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::util::batcher::Request;
+use super::util::delivery::RemoteOptions;
 use super::util::delivery::{self, Transport, remote_sink_config};
 use super::util::encode::{Format, encode_range};
 use super::util::http::TlsConfig;
@@ -69,8 +70,14 @@ impl TcpSinkConfig {
         Connector::new(&self.address, self.tls.as_ref(), self.request_timeout)
             .map_err(|e| anyhow::anyhow!("address: {e:#}"))
     }
+}
 
-    pub fn spawn(
+impl super::Sink for TcpSinkConfig {
+    fn kind(&self) -> &'static str {
+        "tcp"
+    }
+
+    fn spawn(
         &self,
         name: Arc<str>,
         input: mpsc::Receiver<SinkBatch>,
@@ -85,6 +92,24 @@ impl TcpSinkConfig {
             },
         };
         delivery::start(name, transport, self.options(), input, exit, ctx)
+    }
+
+    fn check_settings(&self) -> anyhow::Result<()> {
+        self.check()
+    }
+
+    fn remote_options(&self) -> Option<RemoteOptions<'_>> {
+        Some(self.options())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "tcp {}{} ({:?})",
+            self.address,
+            if self.tls.is_some() { " tls" } else { "" },
+            self.format
+        )
+        .to_lowercase()
     }
 }
 

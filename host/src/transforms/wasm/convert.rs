@@ -14,14 +14,8 @@ use super::runtime::wit;
 use crate::event::fields::{Columns, Parts};
 use crate::event::{Batch, FieldStore, Record, Replacement};
 
-/// `changes` bits of an output record (see `wit/plugin.wit`).
-const LINE: u8 = 1;
-const TIME: u8 = 2;
-const FIELDS: u8 = 4;
-const ROUTE: u8 = 8;
-
-/// `nanos` of a record without an event time.
-const NO_TIME: u32 = u32::MAX;
+use tailcar_wire::NO_TIME;
+use tailcar_wire::changes::{FIELDS, LINE, ROUTE, TIME};
 
 /// A batch packed for a plugin, whether its data buffer was moved out of the [`Batch`], and
 /// what the batch's field store keeps while its columns are in the WIT batch.
