@@ -47,8 +47,9 @@ bash plugins/python/build.sh
 bash plugins/javascript/build.sh
 
 cargo fmt --all -- --check
-# The example and test plugins, built once for WebAssembly (the integration tests reuse them).
-CARGO_TARGET_DIR=target/plugins cargo build --locked --profile plugin --target wasm32-wasip2 \
+# The example and test plugins, built once for WebAssembly (the integration tests reuse them,
+# and find them under the same directory).
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR/plugins" cargo build --locked --profile plugin --target wasm32-wasip2 \
   -p nginx_parse -p drop_healthchecks -p json_kv_parse -p redact -p sample -p passthrough -p hostile \
   -p wrong_world
 # Clippy runs inside the test build: as the workspace's compiler wrapper, clippy-driver compiles

@@ -338,12 +338,16 @@ pub fn complete_lines(output: &[u8]) -> (&[u8], bool) {
 }
 
 /// The plugins under `plugins/` built for `wasm32-wasip2` (once per test binary), so tests run
-/// components compiled from source, never checked-in binaries.
+/// components compiled from source, never checked-in binaries. They are built under
+/// `$CARGO_TARGET_DIR/plugins` when `CARGO_TARGET_DIR` is set (as `scripts/test.sh` does, which
+/// builds them there first), else under the workspace's `target/plugins`.
 pub fn plugin(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let target = root.join("target/plugins");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|d| root.join(d).join("plugins"))
+            .unwrap_or_else(|| root.join("target/plugins"));
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(&root)
