@@ -551,19 +551,24 @@ mod tests {
         (listener, addr)
     }
 
+    /// Stream `app` (`app.log`) to an HTTP sink at `addr`.
+    fn stuck_stream(d: &Path, addr: std::net::SocketAddr) -> Topology {
+        topology(
+            d,
+            &format!(
+                "streams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [remote]\nsinks:\n  remote: {{ type: http, url: 'http://{addr}/', batch: {{ timeout: 10ms }} }}\n",
+                d = d.display()
+            ),
+        )
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_stuck_sink_runs_the_drain_out_of_time_and_nothing_is_checkpointed() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let (_server, addr) = black_hole();
         append(&d.join("app.log"), 0, 100);
-        let top = topology(
-            d,
-            &format!(
-                "streams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [remote]\nsinks:\n  remote: {{ type: http, url: 'http://{addr}/', batch: {{ timeout: 10ms }} }}\n",
-                d = d.display()
-            ),
-        );
+        let top = stuck_stream(d, addr);
         let telemetry = Arc::new(Telemetry::default());
         let running = RunningTopology::start(&top, false, &telemetry).unwrap();
         let stats = telemetry.stream(&"app".into());
@@ -575,7 +580,8 @@ mod tests {
             .drain(Duration::from_millis(300), std::future::pending())
             .await;
         assert!(!drained.complete, "the sink cannot finish");
-        assert_eq!((drained.streams_left, drained.sinks_left), (0, 1));
+        // (The tailer may or may not have ended within the 300 ms on a loaded machine.)
+        assert_eq!(drained.sinks_left, 1);
         assert!(!drained.ledger.in_flight().is_empty());
         assert!(drained.failure.is_none());
         assert_eq!(checkpointed(d), [0], "only acknowledged offsets");
@@ -587,13 +593,7 @@ mod tests {
         let d = dir.path();
         let (_server, addr) = black_hole();
         append(&d.join("app.log"), 0, 10);
-        let top = topology(
-            d,
-            &format!(
-                "streams:\n  app:\n    paths: [{d}/app.log]\n    sinks: [remote]\nsinks:\n  remote: {{ type: http, url: 'http://{addr}/', batch: {{ timeout: 10ms }} }}\n",
-                d = d.display()
-            ),
-        );
+        let top = stuck_stream(d, addr);
         let telemetry = Arc::new(Telemetry::default());
         let running = RunningTopology::start(&top, false, &telemetry).unwrap();
         let drained = tokio::time::timeout(T, running.drain(Duration::from_secs(3600), async {}))
