@@ -3,6 +3,10 @@
 //! or a busy loop at run time. The bounds are checked while the YAML is read, so a refused value
 //! is reported with its file and key path (`streams.app.rotate_wait: ...`) and exit code 64.
 //!
+//! Settings the types cannot check (a URL, a TLS file, a secret) are checked later, and their
+//! errors are [`SettingError`]s: the key at fault, relative to whoever checked it, and the
+//! reason, kept apart so the configuration can put the file and the full key path in front.
+//!
 //! A base module: the configuration structs of every layer (tailer, transforms, sinks, admin)
 //! use it, and it uses nothing of tailcar's.
 
@@ -112,6 +116,61 @@ pub fn de_count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         .map_err(serde::de::Error::custom)
 }
 
+/// A setting that cannot work: its key, relative to the part of the configuration that checked
+/// it (`ca_file` for the TLS block; `tls.ca_file` once the sink has put its `tls` in front; empty
+/// when the reason concerns the whole part), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl SettingError {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        SettingError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error seen from one level up: `ca_file` under `tls` is `tls.ca_file`, `[2]`
+    /// under `brokers` is `brokers[2]`, and an error of the whole part is the part's own.
+    pub fn under(mut self, parent: &str) -> Self {
+        self.key = if self.key.is_empty() {
+            parent.to_string()
+        } else if self.key.starts_with('[') {
+            format!("{parent}{}", self.key)
+        } else {
+            format!("{parent}.{}", self.key)
+        };
+        self
+    }
+}
+
+impl fmt::Display for SettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+/// Names the key an error concerns: `check_address(a).key("address")?`.
+pub trait KeyedResult<T> {
+    fn key(self, key: &str) -> Result<T, SettingError>;
+}
+
+impl<T, E: fmt::Display> KeyedResult<T> for Result<T, E> {
+    fn key(self, key: &str) -> Result<T, SettingError> {
+        // `{:#}` prints an anyhow error's whole chain; other errors ignore the flag.
+        self.map_err(|e| SettingError::new(key, format!("{e:#}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +212,21 @@ mod tests {
         assert_eq!(t.interval, Duration::from_millis(250));
         assert_eq!(t.wait, Duration::ZERO);
         assert_eq!((t.in_flight, t.size), (8, 64 * 1024));
+    }
+
+    #[test]
+    fn a_setting_error_takes_its_parents_keys_in_front() {
+        let e = SettingError::new("ca_file", "cannot read /x").under("tls");
+        assert_eq!(e.key, "tls.ca_file");
+        assert_eq!(e.to_string(), "tls.ca_file: cannot read /x");
+        let e = SettingError::new("[2]", "no port").under("bootstrap_servers");
+        assert_eq!(e.key, "bootstrap_servers[2]");
+        let e = SettingError::new("", "give one")
+            .under("auth")
+            .under("sasl");
+        assert_eq!(e.to_string(), "sasl.auth: give one");
+        assert_eq!(SettingError::new("", "whole").to_string(), "whole");
+        let r: Result<(), String> = Err("bad".into());
+        assert_eq!(r.key("url").unwrap_err(), SettingError::new("url", "bad"));
     }
 }

@@ -454,13 +454,9 @@ impl Config {
             });
         }
         for (name, sink) in &self.sinks {
-            sink.validate(name, &sink_names).map_err(|(k, reason)| {
-                let key = if k.is_empty() {
-                    format!("sinks.{name}")
-                } else {
-                    format!("sinks.{name}.{k}")
-                };
-                err(key, reason)
+            sink.validate(name, &sink_names).map_err(|e| {
+                let e = e.under(&format!("sinks.{name}"));
+                err(e.key, e.reason)
             })?;
         }
         // A file sink inside a stream's paths would feed tailcar its own output, forever.
@@ -823,6 +819,71 @@ sinks:
             format!("{audit:?}").contains("***") && !format!("{audit:?}").contains("t0k"),
             "secrets stay hidden"
         );
+    }
+
+    #[test]
+    fn a_sink_setting_that_cannot_work_is_named_by_its_whole_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing").display().to_string();
+        let sink_key = |sink: &str| {
+            let text = format!(
+                "streams:\n  a: {{ paths: [/x/a.log], sinks: [out] }}\nsinks:\n  out: {sink}\n"
+            );
+            let e = Config::parse(&text)
+                .unwrap()
+                .validate("x.yaml")
+                .unwrap_err();
+            (e.key.unwrap(), e.reason)
+        };
+        let cases = [
+            (
+                format!(
+                    "{{ type: elasticsearch, url: 'https://es:9200', tls: {{ ca_file: {missing} }} }}"
+                ),
+                "sinks.out.tls.ca_file",
+                "cannot read",
+            ),
+            (
+                format!(
+                    "{{ type: loki, url: 'http://l', labels: {{ app: a }}, auth: {{ user: u, password_file: {missing} }} }}"
+                ),
+                "sinks.out.auth.password_file",
+                "cannot read",
+            ),
+            (
+                "{ type: otlp, url: 'http://o', auth: { user: u } }".to_string(),
+                "sinks.out.auth",
+                "auth takes `user` with `password`",
+            ),
+            (
+                format!(
+                    "{{ type: kafka, bootstrap_servers: ['k:9092'], topic: t, sasl: {{ mechanism: PLAIN, user: u, password_file: {missing} }} }}"
+                ),
+                "sinks.out.sasl.password_file",
+                "cannot read",
+            ),
+            (
+                "{ type: kafka, bootstrap_servers: ['k:9092', 'nohost'], topic: t }".to_string(),
+                "sinks.out.bootstrap_servers[1]",
+                "is not host:port",
+            ),
+            (
+                "{ type: loki, url: 'http://l', labels: { app: a }, tenant: \"a\\nb\" }"
+                    .to_string(),
+                "sinks.out.tenant",
+                "not a valid header value",
+            ),
+            (
+                "{ type: tcp, address: 'h:1', tls: { ca_file: /nonexistent/ca.pem } }".to_string(),
+                "sinks.out.tls.ca_file",
+                "cannot read",
+            ),
+        ];
+        for (sink, key, reason) in cases {
+            let (k, r) = sink_key(&sink);
+            assert_eq!(k, key, "{sink}: {r}");
+            assert!(r.contains(reason), "{sink}: {r}");
+        }
     }
 
     #[test]

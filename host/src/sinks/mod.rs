@@ -28,6 +28,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 pub use crate::queue::{QUEUE_BATCHES, SinkBatch};
+use crate::units::SettingError;
 
 /// How a sink's run ended.
 #[derive(Debug)]
@@ -103,8 +104,9 @@ pub trait Sink {
     ) -> anyhow::Result<()>;
 
     /// Checks the settings the types cannot (URLs, TLS files, secrets, templates): the
-    /// expensive part of validation, run once when the configuration is validated.
-    fn check_settings(&self) -> anyhow::Result<()> {
+    /// expensive part of validation, run once when the configuration is validated. Errors are
+    /// keyed relative to the sink.
+    fn check_settings(&self) -> Result<(), SettingError> {
         Ok(())
     }
 
@@ -164,26 +166,20 @@ impl SinkConfig {
         self.sink().remote_options()
     }
 
-    /// Checks what the types cannot, before anything starts: `(key relative to the sink,
-    /// reason)`. `name` is this sink's name; `sinks` every sink's name.
-    pub fn validate(&self, name: &str, sinks: &[&str]) -> Result<(), (String, String)> {
-        self.sink().check_settings().map_err(|e| {
-            let msg = format!("{e:#}");
-            match msg.split_once(": ") {
-                Some((key, reason)) if !key.contains(' ') => (key.to_string(), reason.to_string()),
-                _ => (String::new(), msg),
-            }
-        })?;
+    /// Checks what the types cannot, before anything starts; errors are keyed relative to the
+    /// sink. `name` is this sink's name; `sinks` every sink's name.
+    pub fn validate(&self, name: &str, sinks: &[&str]) -> Result<(), SettingError> {
+        self.sink().check_settings()?;
         if let Some(dl) = self.dead_letter() {
             if dl == name {
-                return Err((
-                    "dead_letter".into(),
-                    "a sink cannot be its own dead-letter sink".into(),
+                return Err(SettingError::new(
+                    "dead_letter",
+                    "a sink cannot be its own dead-letter sink",
                 ));
             }
             if !sinks.contains(&dl) {
-                return Err((
-                    "dead_letter".into(),
+                return Err(SettingError::new(
+                    "dead_letter",
                     format!("no sink named `{dl}` (sinks defined: {})", sinks.join(", ")),
                 ));
             }

@@ -21,6 +21,7 @@ use super::util::http::{Compression, HttpSettings, Response, endpoint};
 use super::util::retry::{Outcome, classify_status};
 use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
+use crate::units::SettingError;
 
 remote_sink_config! {
     http:
@@ -155,20 +156,15 @@ fn max_in_flight() -> usize {
 }
 
 impl ElasticsearchConfig {
-    pub fn settings(&self) -> anyhow::Result<HttpSettings> {
+    pub fn settings(&self) -> Result<HttpSettings, SettingError> {
         let epoch = jiff::Timestamp::UNIX_EPOCH.to_zoned(jiff::tz::TimeZone::UTC);
         if let Err(e) = jiff::fmt::strtime::format(&self.index, &epoch) {
-            anyhow::bail!("index: `{}` is not a valid date format: {e}", self.index);
+            return Err(SettingError::new(
+                "index",
+                format!("`{}` is not a valid date format: {e}", self.index),
+            ));
         }
-        let url = endpoint(&self.url, "/_bulk");
-        HttpSettings::new(
-            "POST",
-            &url,
-            &self.headers,
-            self.auth.as_ref(),
-            self.compression,
-            self.request_timeout,
-        )
+        self.http_settings("POST", &endpoint(&self.url, "/_bulk"), self.compression)
     }
 
     /// The request body's encoder.
@@ -198,7 +194,7 @@ impl super::Sink for ElasticsearchConfig {
         Ok(())
     }
 
-    fn check_settings(&self) -> anyhow::Result<()> {
+    fn check_settings(&self) -> Result<(), SettingError> {
         self.settings().map(drop)
     }
 

@@ -14,6 +14,7 @@ use super::util::delivery::{self, Encoder, remote_sink_config};
 use super::util::encode::{Format, encode_range};
 use super::util::http::{Compression, HttpSettings};
 use super::{SinkBatch, SinkContext, SinkExit};
+use crate::units::SettingError;
 
 /// The body layout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -53,15 +54,8 @@ fn max_in_flight() -> usize {
 }
 
 impl HttpSinkConfig {
-    pub fn settings(&self) -> anyhow::Result<HttpSettings> {
-        HttpSettings::new(
-            &self.method,
-            &self.url,
-            &self.headers,
-            self.auth.as_ref(),
-            self.compression,
-            self.request_timeout,
-        )
+    pub fn settings(&self) -> Result<HttpSettings, SettingError> {
+        self.http_settings(&self.method, &self.url, self.compression)
     }
 
     /// The request body's encoder.
@@ -90,7 +84,7 @@ impl super::Sink for HttpSinkConfig {
         Ok(())
     }
 
-    fn check_settings(&self) -> anyhow::Result<()> {
+    fn check_settings(&self) -> Result<(), SettingError> {
         self.settings().map(drop)
     }
 

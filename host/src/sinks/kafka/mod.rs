@@ -48,6 +48,7 @@ use super::util::http::{Secret, TlsConfig};
 use super::util::retry::Outcome;
 use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
+use crate::units::{KeyedResult, SettingError};
 use client::{BrokerConn, Cluster, ConnConfig, Sasl};
 
 /// Record batch compression.
@@ -149,32 +150,32 @@ remote_sink_config! {
 }
 
 impl KafkaConfig {
-    /// Checks the settings; errors name the option.
-    pub fn check(&self) -> Result<()> {
+    /// Checks the settings; errors are keyed relative to the sink.
+    pub fn check(&self) -> Result<(), SettingError> {
         if self.bootstrap_servers.is_empty() {
-            anyhow::bail!("bootstrap_servers: give at least one host:port");
+            return Err(SettingError::new(
+                "bootstrap_servers",
+                "give at least one host:port",
+            ));
         }
         for (i, b) in self.bootstrap_servers.iter().enumerate() {
-            super::util::net::check_address(b)
-                .map_err(|e| anyhow::anyhow!("bootstrap_servers[{i}]: {e:#}"))?;
+            super::util::net::check_address(b).key(&format!("bootstrap_servers[{i}]"))?;
         }
         if self.topic.as_text() == Some("") {
-            anyhow::bail!("topic: must not be empty");
+            return Err(SettingError::new("topic", "must not be empty"));
         }
         if let Some(tls) = &self.tls {
-            super::util::http::tls_client_config(tls).map_err(|e| anyhow::anyhow!("tls: {e:#}"))?;
+            super::util::http::tls_client_config(tls).map_err(|e| e.under("tls"))?;
         }
-        self.sasl().map_err(|e| anyhow::anyhow!("sasl: {e:#}"))?;
+        self.sasl().map_err(|e| e.under("sasl"))?;
         Ok(())
     }
 
-    fn sasl(&self) -> Result<Option<Sasl>> {
+    /// The SASL settings with the password read; errors are keyed relative to `sasl`.
+    fn sasl(&self) -> Result<Option<Sasl>, SettingError> {
         let Some(s) = &self.sasl else { return Ok(None) };
-        let password = match (&s.password, &s.password_file) {
-            (Some(p), None) => p.0.clone(),
-            (None, Some(f)) => super::util::http::read_secret(f)?,
-            _ => anyhow::bail!("give `password` or `password_file`"),
-        };
+        let password = super::util::http::secret(&s.password, &s.password_file, "password")?
+            .ok_or_else(|| SettingError::new("password", "give `password` or `password_file`"))?;
         let user = s.user.clone();
         Ok(Some(match s.mechanism {
             Mechanism::Plain => Sasl::Plain { user, password },
@@ -244,7 +245,7 @@ impl super::Sink for KafkaConfig {
         delivery::start(name, transport, self.options(), input, exit, ctx)
     }
 
-    fn check_settings(&self) -> anyhow::Result<()> {
+    fn check_settings(&self) -> Result<(), SettingError> {
         self.check()
     }
 

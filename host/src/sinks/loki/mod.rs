@@ -20,9 +20,10 @@ use tokio::sync::mpsc;
 use super::util::batcher::Request;
 use super::util::delivery::RemoteOptions;
 use super::util::delivery::{self, Encoder, remote_sink_config};
-use super::util::http::{Compression, HttpSettings, Secret, endpoint};
+use super::util::http::{Compression, HttpSettings, endpoint};
 use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
+use crate::units::SettingError;
 
 /// The push body encoding.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -61,25 +62,18 @@ fn one() -> usize {
 }
 
 impl LokiConfig {
-    pub fn settings(&self) -> anyhow::Result<HttpSettings> {
-        let url = endpoint(&self.url, "/loki/api/v1/push");
-        let mut headers = self.headers.clone();
-        if let Some(t) = &self.tenant {
-            headers.insert("X-Scope-OrgID".into(), Secret(t.clone()));
-        }
+    pub fn settings(&self) -> Result<HttpSettings, SettingError> {
         // Protobuf bodies are snappy-compressed by the encoder; JSON ones are gzipped.
         let compression = match self.encoding {
             LokiEncoding::Protobuf => Compression::None,
             LokiEncoding::Json => Compression::Gzip,
         };
-        HttpSettings::new(
-            "POST",
-            &url,
-            &headers,
-            self.auth.as_ref(),
-            compression,
-            self.request_timeout,
-        )
+        let url = endpoint(&self.url, "/loki/api/v1/push");
+        let mut settings = self.http_settings("POST", &url, compression)?;
+        if let Some(t) = &self.tenant {
+            settings.add_header("x-scope-orgid", t, "tenant")?;
+        }
+        Ok(settings)
     }
 
     /// The request body's encoder; label sets past `max_label_sets` are counted in `stats`.
@@ -120,7 +114,7 @@ impl super::Sink for LokiConfig {
         Ok(())
     }
 
-    fn check_settings(&self) -> anyhow::Result<()> {
+    fn check_settings(&self) -> Result<(), SettingError> {
         self.settings().map(drop)
     }
 

@@ -45,6 +45,7 @@ use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
 use crate::event::Batch;
 use crate::event::fields::Value;
+use crate::units::SettingError;
 use proto::{AnyValue, KeyValue, LogRecord};
 
 /// The request body encoding.
@@ -108,16 +109,8 @@ const K8S: [(&str, &str, &str); 4] = [
 ];
 
 impl OtlpConfig {
-    pub fn settings(&self) -> anyhow::Result<HttpSettings> {
-        let url = endpoint(&self.url, "/v1/logs");
-        HttpSettings::new(
-            "POST",
-            &url,
-            &self.headers,
-            self.auth.as_ref(),
-            self.compression,
-            self.request_timeout,
-        )
+    pub fn settings(&self) -> Result<HttpSettings, SettingError> {
+        self.http_settings("POST", &endpoint(&self.url, "/v1/logs"), self.compression)
     }
 
     /// The request body's encoder, with the Downward API values `k8s_env` (read at start).
@@ -167,7 +160,7 @@ impl super::Sink for OtlpConfig {
         Ok(())
     }
 
-    fn check_settings(&self) -> anyhow::Result<()> {
+    fn check_settings(&self) -> Result<(), SettingError> {
         self.settings().map(drop)
     }
 

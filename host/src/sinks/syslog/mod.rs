@@ -24,6 +24,7 @@ use super::util::template::Template;
 use super::{SinkBatch, SinkContext, SinkExit};
 use crate::event::Batch;
 use crate::stats::SinkStats;
+use crate::units::{KeyedResult, SettingError};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,18 +111,20 @@ remote_sink_config! {
 }
 
 impl SyslogConfig {
-    /// Checks the settings; errors name the option.
-    pub fn check(&self) -> anyhow::Result<()> {
-        super::util::net::check_address(&self.address)
-            .map_err(|e| anyhow::anyhow!("address: {e:#}"))?;
+    /// Checks the settings; errors are keyed relative to the sink.
+    pub fn check(&self) -> Result<(), SettingError> {
+        super::util::net::check_address(&self.address).key("address")?;
         if self.tls.is_some() && self.protocol != Protocol::Tls {
-            anyhow::bail!("tls: only used with `protocol: tls`");
+            return Err(SettingError::new("tls", "only used with `protocol: tls`"));
         }
         if self.max_message_size < 480 {
-            anyhow::bail!("max_message_size: at least 480 bytes (RFC 5424 asks receivers for 480)");
+            return Err(SettingError::new(
+                "max_message_size",
+                "at least 480 bytes (RFC 5424 asks receivers for 480)",
+            ));
         }
         if let Some(t) = &self.tls {
-            super::util::http::tls_client_config(t).map_err(|e| anyhow::anyhow!("tls: {e:#}"))?;
+            super::util::http::tls_client_config(t).map_err(|e| e.under("tls"))?;
         }
         Ok(())
     }
@@ -192,7 +195,7 @@ impl super::Sink for SyslogConfig {
         delivery::start(name, transport, self.options(), input, exit, ctx)
     }
 
-    fn check_settings(&self) -> anyhow::Result<()> {
+    fn check_settings(&self) -> Result<(), SettingError> {
         self.check()
     }
 

@@ -23,6 +23,7 @@ use super::util::http::TlsConfig;
 use super::util::net::{Connector, StreamWriter};
 use super::util::retry::Outcome;
 use super::{SinkBatch, SinkContext, SinkExit};
+use crate::units::{KeyedResult, SettingError};
 
 /// What goes on the wire for each record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -54,21 +55,18 @@ fn max_in_flight() -> usize {
 }
 
 impl TcpSinkConfig {
-    /// Checks the settings; errors name the option.
-    /// Checks the address and the TLS settings, naming the option at fault.
-    pub fn check(&self) -> anyhow::Result<()> {
-        super::util::net::check_address(&self.address)
-            .map_err(|e| anyhow::anyhow!("address: {e:#}"))?;
+    /// Checks the address and the TLS settings; errors are keyed relative to the sink.
+    pub fn check(&self) -> Result<(), SettingError> {
+        super::util::net::check_address(&self.address).key("address")?;
         if let Some(t) = &self.tls {
-            super::util::http::tls_client_config(t).map_err(|e| anyhow::anyhow!("tls: {e:#}"))?;
+            super::util::http::tls_client_config(t).map_err(|e| e.under("tls"))?;
         }
-        self.connector().map(drop)
+        self.connector().key("address").map(drop)
     }
 
     /// With the settings checked, only the TLS server name (the address's host) can fail here.
     fn connector(&self) -> anyhow::Result<Connector> {
         Connector::new(&self.address, self.tls.as_ref(), self.request_timeout)
-            .map_err(|e| anyhow::anyhow!("address: {e:#}"))
     }
 }
 
@@ -94,7 +92,7 @@ impl super::Sink for TcpSinkConfig {
         delivery::start(name, transport, self.options(), input, exit, ctx)
     }
 
-    fn check_settings(&self) -> anyhow::Result<()> {
+    fn check_settings(&self) -> Result<(), SettingError> {
         self.check()
     }
 

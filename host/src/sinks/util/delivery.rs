@@ -181,7 +181,8 @@ pub struct RemoteOptions<'a> {
 /// Declares a remote sink's configuration: its own fields, then the options every remote sink
 /// shares (batching, retries, request timeout, in-flight bound, dead-letter, `when_full`), with
 /// unknown keys denied; and its `options()` for the delivery core. With `http:` in front, also
-/// the options of HTTP sinks (headers, auth, TLS).
+/// the options of HTTP sinks (headers, auth, TLS) and `http_settings()`, which checks and builds
+/// them.
 /// (`#[serde(flatten)]` would share one struct, but serde cannot deny unknown keys with it.)
 macro_rules! remote_sink_config {
     (http: $(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* } max_in_flight_default = $mif:literal) => {
@@ -198,6 +199,27 @@ macro_rules! remote_sink_config {
                 pub tls: $crate::sinks::util::http::TlsConfig,
             }
             max_in_flight_default = $mif
+        }
+
+        impl $name {
+            /// Requests `method url` with this sink's headers, auth, TLS files and timeout,
+            /// checked; errors are keyed relative to the sink.
+            pub fn http_settings(
+                &self,
+                method: &str,
+                url: &str,
+                compression: $crate::sinks::util::http::Compression,
+            ) -> Result<$crate::sinks::util::http::HttpSettings, $crate::units::SettingError> {
+                $crate::sinks::util::http::HttpSettings::new(
+                    method,
+                    url,
+                    &self.headers,
+                    self.auth.as_ref(),
+                    &self.tls,
+                    compression,
+                    self.request_timeout,
+                )
+            }
         }
     };
     ($(#[$meta:meta])* pub struct $name:ident { $($fields:tt)* } max_in_flight_default = $mif:literal) => {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -15,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use indexmap::IndexMap;
 use serde::Deserialize;
+
+use crate::units::{KeyedResult, SettingError};
 
 /// A secret value: shown as `***` in debug output and logs.
 #[derive(Clone, Deserialize, PartialEq)]
@@ -58,26 +60,35 @@ pub enum Compression {
     None,
 }
 
-pub(crate) fn read_secret(path: &PathBuf) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading secret file {}", path.display()))?;
-    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+/// A secret given inline (`what`) or in a file (`what_file`, as a Kubernetes Secret is
+/// mounted; a trailing newline is not part of it), or neither. Errors are keyed relative to the
+/// block holding the two keys.
+pub(crate) fn secret(
+    inline: &Option<Secret>,
+    file: &Option<PathBuf>,
+    what: &str,
+) -> Result<Option<String>, SettingError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(SettingError::new(
+            what,
+            format!("give `{what}` or `{what}_file`, not both"),
+        )),
+        (Some(s), None) => Ok(Some(s.0.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|e| {
+                SettingError::new(
+                    format!("{what}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            }),
+        (None, None) => Ok(None),
+    }
 }
 
 impl AuthConfig {
-    /// The `Authorization` header value.
-    pub fn header(&self) -> Result<HeaderValue> {
-        let secret = |inline: &Option<Secret>,
-                      file: &Option<PathBuf>,
-                      what: &str|
-         -> Result<Option<String>> {
-            match (inline, file) {
-                (Some(_), Some(_)) => bail!("give `{what}` or `{what}_file`, not both"),
-                (Some(s), None) => Ok(Some(s.0.clone())),
-                (None, Some(p)) => read_secret(p).map(Some),
-                (None, None) => Ok(None),
-            }
-        };
+    /// The `Authorization` header value; errors are keyed relative to `auth`.
+    pub fn header(&self) -> Result<HeaderValue, SettingError> {
         let password = secret(&self.password, &self.password_file, "password")?;
         let bearer = secret(&self.bearer, &self.bearer_file, "bearer")?;
         let value = match (&self.user, password, bearer) {
@@ -89,12 +100,15 @@ impl AuthConfig {
                 )
             }
             (None, None, Some(token)) => format!("Bearer {token}"),
-            _ => bail!(
-                "auth takes `user` with `password` (or `password_file`), or `bearer` (or `bearer_file`)"
-            ),
+            _ => {
+                return Err(SettingError::new(
+                    "",
+                    "auth takes `user` with `password` (or `password_file`), or `bearer` (or `bearer_file`)",
+                ));
+            }
         };
         let mut v = HeaderValue::from_str(&value)
-            .context("the credentials are not a valid header value")?;
+            .map_err(|_| SettingError::new("", "the credentials are not a valid header value"))?;
         v.set_sensitive(true);
         Ok(v)
     }
@@ -111,37 +125,48 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// Validates the request settings; errors name the option.
+    /// Checks and builds the request settings of an HTTP sink's shared keys (`headers`, `auth`,
+    /// `tls`, `request_timeout`: see `remote_sink_config!`), for requests `method url`; errors
+    /// are keyed relative to the sink. The TLS client itself is built at start
+    /// ([`client`]); here its files are read, so a wrong `tls.ca_file` is a configuration error.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         method: &str,
         url: &str,
         headers: &IndexMap<String, Secret>,
         auth: Option<&AuthConfig>,
+        tls: &TlsConfig,
         compression: Compression,
         timeout: Duration,
-    ) -> Result<Self> {
-        let method: Method = method
-            .parse()
-            .with_context(|| format!("method: `{method}` is not an HTTP method"))?;
+    ) -> Result<Self, SettingError> {
+        let method: Method = method.parse().map_err(|_| {
+            SettingError::new("method", format!("`{method}` is not an HTTP method"))
+        })?;
         let uri: http::Uri = url
             .parse()
-            .with_context(|| format!("url: `{url}` is not a URL"))?;
+            .map_err(|e| SettingError::new("url", format!("`{url}` is not a URL: {e}")))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            bail!("url: `{url}` must start with http:// or https://");
+            return Err(SettingError::new(
+                "url",
+                format!("`{url}` must start with http:// or https://"),
+            ));
         }
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             let name: HeaderName = k
                 .parse()
-                .with_context(|| format!("headers: `{k}` is not a header name"))?;
-            let mut value = HeaderValue::from_str(&v.0)
-                .with_context(|| format!("headers.{k}: not a valid header value"))?;
+                .map_err(|_| SettingError::new("headers", format!("`{k}` is not a header name")))?;
+            let mut value = HeaderValue::from_str(&v.0).map_err(|_| {
+                SettingError::new(format!("headers.{k}"), "not a valid header value")
+            })?;
             value.set_sensitive(true);
             map.insert(name, value);
         }
         if let Some(a) = auth {
-            map.insert(http::header::AUTHORIZATION, a.header().context("auth")?);
+            let value = a.header().map_err(|e| e.under("auth"))?;
+            map.insert(http::header::AUTHORIZATION, value);
         }
+        extra_roots(tls).map_err(|e| e.under("tls"))?;
         Ok(HttpSettings {
             method,
             url: uri,
@@ -150,16 +175,58 @@ impl HttpSettings {
             timeout,
         })
     }
+
+    /// Adds a header the sink sets from one of its own keys (`key`, for the error).
+    pub fn add_header(
+        &mut self,
+        name: &'static str,
+        value: &str,
+        key: &str,
+    ) -> Result<(), SettingError> {
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| SettingError::new(key, "not a valid header value"))?;
+        v.set_sensitive(true);
+        self.headers.insert(HeaderName::from_static(name), v);
+        Ok(())
+    }
 }
 
 pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The certificates of `tls.ca_file`, if given; errors are keyed relative to `tls`.
+fn extra_roots(
+    tls: &TlsConfig,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, SettingError> {
+    use rustls_pki_types::pem::PemObject;
+    let Some(path) = &tls.ca_file else {
+        return Ok(Vec::new());
+    };
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| SettingError::new("ca_file", format!("cannot read {}: {e}", path.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            SettingError::new(
+                "ca_file",
+                format!("{} is not a PEM certificate file: {e}", path.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(SettingError::new(
+            "ca_file",
+            format!("{} holds no PEM certificate", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
 /// The TLS client settings every sink that speaks TLS shares: the system's roots plus
-/// `tls.ca_file`, or no certificate checks with `tls.insecure_skip_verify`.
-pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig> {
+/// `tls.ca_file`, or no certificate checks with `tls.insecure_skip_verify`. Errors are keyed
+/// relative to `tls`.
+pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, SettingError> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?;
+        .with_safe_default_protocol_versions()
+        .key("")?;
     let config = if tls.insecure_skip_verify {
         tracing::warn!("tls.insecure_skip_verify: server certificates are not checked");
         builder
@@ -170,25 +237,13 @@ pub fn tls_client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(native.certs);
-        if let Some(path) = &tls.ca_file {
-            use rustls_pki_types::pem::PemObject;
-            let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("tls.ca_file: reading {}", path.display()))?
-                .collect::<Result<_, _>>()
-                .with_context(|| {
-                    format!(
-                        "tls.ca_file: {} is not a PEM certificate file",
-                        path.display()
-                    )
-                })?;
-            for c in certs {
-                roots.add(c).with_context(|| {
-                    format!(
-                        "tls.ca_file: a certificate in {} is invalid",
-                        path.display()
-                    )
-                })?;
-            }
+        for c in extra_roots(tls)? {
+            // `extra_roots` found certificates, so `ca_file` is set.
+            let path = tls.ca_file.as_deref().unwrap_or(std::path::Path::new("?"));
+            roots.add(c).map_err(|e| {
+                let reason = format!("a certificate in {} is invalid: {e}", path.display());
+                SettingError::new("ca_file", reason)
+            })?;
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
@@ -425,11 +480,69 @@ mod tests {
     fn settings_name_the_bad_option() {
         let h = IndexMap::new();
         let err = |m: &str, u: &str| {
-            HttpSettings::new(m, u, &h, None, Compression::None, Duration::from_secs(1))
-                .unwrap_err()
-                .to_string()
+            let tls = TlsConfig::default();
+            let timeout = Duration::from_secs(1);
+            HttpSettings::new(m, u, &h, None, &tls, Compression::None, timeout).unwrap_err()
         };
-        assert!(err("POST", "ftp://x").starts_with("url:"));
-        assert!(err("NOT A METHOD", "http://x").starts_with("method:"));
+        assert_eq!(err("POST", "ftp://x").key, "url");
+        assert_eq!(err("NOT A METHOD", "http://x").key, "method");
+    }
+
+    #[test]
+    fn nested_settings_are_keyed_by_their_full_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let auth = AuthConfig {
+            user: Some("u".into()),
+            password: None,
+            password_file: Some(missing.clone()),
+            bearer: None,
+            bearer_file: None,
+        };
+        let h = IndexMap::new();
+        let timeout = Duration::from_secs(1);
+        let tls = TlsConfig::default();
+        let e = HttpSettings::new(
+            "POST",
+            "http://x",
+            &h,
+            Some(&auth),
+            &tls,
+            Compression::None,
+            timeout,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "auth.password_file");
+        assert!(
+            e.reason
+                .starts_with(&format!("cannot read {}", missing.display())),
+            "{e}"
+        );
+
+        let not_pem = dir.path().join("key.txt");
+        std::fs::write(&not_pem, "not a certificate\n").unwrap();
+        for (ca, reason) in [
+            (missing, "cannot read"),
+            (not_pem, "holds no PEM certificate"),
+        ] {
+            let tls = TlsConfig {
+                ca_file: Some(ca),
+                insecure_skip_verify: false,
+            };
+            let e = HttpSettings::new(
+                "POST",
+                "https://x",
+                &h,
+                None,
+                &tls,
+                Compression::None,
+                timeout,
+            )
+            .unwrap_err();
+            assert_eq!(e.key, "tls.ca_file");
+            assert!(e.reason.contains(reason), "{e}");
+            let e = tls_client_config(&tls).unwrap_err();
+            assert_eq!(e.key, "ca_file");
+        }
     }
 }
